@@ -1,0 +1,51 @@
+# Chrysalis Go. The two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+export GOFLAGS ?= -mod=readonly
+
+# Debian 12 packages the build, the demo and the tests need.
+DEB_PKGS := pkg-config gcc libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev \
+	libswscale-dev libswresample-dev libavutil-dev libopencv-dev ffmpeg redis-server \
+	xvfb x11-apps imagemagick chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN := bin/chrysalis
+DEMO_ARGS ?=
+
+.PHONY: all deps build test vet bench demo clean testdata generate
+
+all: build
+
+# Idempotent and fast when everything is present: dpkg-query first, apt only
+# for what is missing.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	go build -o $(BIN) ./cmd/chrysalis
+
+vet: deps
+	go vet ./...
+
+test: deps vet
+	go test -race -timeout 20m ./...
+
+# Benchmarks against peers in the same run; see README "Performance".
+bench: deps
+	go test -run '^$$' -bench . -benchmem -benchtime 3x ./...
+
+demo: build
+	./$(BIN) demo $(DEMO_ARGS)
+
+testdata:
+	sh testdata/gen.sh
+
+# Regenerates the committed protobuf code (needs protoc + protoc-gen-go).
+generate:
+	go generate ./internal/pb
+
+clean:
+	rm -rf bin chrysalis-demo

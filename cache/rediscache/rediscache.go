@@ -1,0 +1,665 @@
+// Package rediscache is the frame cache on Redis Streams, in the Chrysalis
+// edge proxy's layout (see DESIGN.md):
+//
+//	in_memory_queue_<cam>     stream: data=<VideoFrame protobuf>, is_keyframe="1"|"0"
+//	memory_iframe_list_<cam>  stream: keyframe=1, added just before each keyframe
+//	codec_video_info<cam>     string: <VideoCodec protobuf>
+//	last_access_time_<cam>    hash:   last_query (ms), proxy_rtmp, store
+//
+// Caches written by the edge proxy can be read, and ours by it.
+package rediscache
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/internal/pb"
+)
+
+// Key names of the edge proxy's layout.
+func QueueKey(cam string) string  { return "in_memory_queue_" + cam }
+func IndexKey(cam string) string  { return "memory_iframe_list_" + cam }
+func CodecKey(cam string) string  { return "codec_video_info" + cam }
+func AccessKey(cam string) string { return "last_access_time_" + cam }
+
+const codecPrefix = "codec_video_info"
+
+// Errors from connecting, testable with errors.Is.
+var (
+	// ErrAuth: the server refused the credentials (WRONGPASS, NOAUTH, NOPERM).
+	ErrAuth = errors.New("redis: authentication failed")
+	// ErrTLS: the TLS handshake failed or the CA file is unusable.
+	ErrTLS = errors.New("redis: TLS failure")
+	// ErrUnreachable: no connection to the server.
+	ErrUnreachable = errors.New("redis: unreachable")
+)
+
+// Options configures a Cache. The zero value is usable.
+type Options struct {
+	// Retention bounds each camera's streams on Append. Default: unbounded.
+	Retention cache.Retention
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// TouchEvery rate-limits the last_access_time_<cam> last_query update
+	// that reads make (the edge proxy uses it to know a camera is watched).
+	// Default 1s; negative disables it.
+	TouchEvery time.Duration
+}
+
+// Cache is the Redis frame cache. Safe for concurrent use.
+type Cache struct {
+	rdb   redis.UniversalClient
+	opts  Options
+	owned bool
+
+	mu      sync.Mutex
+	touched map[string]time.Time
+	lastMS  map[string]uint64
+	closed  bool
+}
+
+var _ cache.Cache = (*Cache)(nil)
+
+// New wraps an existing client. Close does not close rdb.
+func New(rdb redis.UniversalClient, o Options) *Cache {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.TouchEvery == 0 {
+		o.TouchEvery = time.Second
+	}
+	return &Cache{rdb: rdb, opts: o, touched: map[string]time.Time{}, lastMS: map[string]uint64{}}
+}
+
+// ConnOptions says how to reach Redis. URL is redis://[user:pass@]host:port/db
+// or rediss:// for TLS (see redis.ParseURL for query options).
+type ConnOptions struct {
+	URL string
+	// TLSCAFile is a PEM CA certificate to verify the server with (rediss).
+	TLSCAFile string
+	// TLSConfig overrides the TLS configuration entirely when set.
+	TLSConfig *tls.Config
+	// Addrs, MasterName: when set instead of URL, a sentinel (MasterName) or
+	// cluster (several Addrs) client is made through redis.UniversalClient.
+	Addrs      []string
+	MasterName string
+	Username   string
+	Password   string
+	DB         int
+}
+
+// Dial connects and checks the connection with PING, classifying failures
+// as ErrAuth, ErrTLS or ErrUnreachable. go-redis retries internally; Dial
+// does not add retries of its own.
+func Dial(ctx context.Context, co ConnOptions, o Options) (*Cache, error) {
+	rdb, err := NewClient(co)
+	if err != nil {
+		return nil, err
+	}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, Classify(err)
+	}
+	c := New(rdb, o)
+	c.owned = true
+	return c, nil
+}
+
+// NewClient builds the go-redis client for co without connecting.
+func NewClient(co ConnOptions) (redis.UniversalClient, error) {
+	tc := co.TLSConfig
+	if tc == nil && co.TLSCAFile != "" {
+		pemBytes, err := os.ReadFile(co.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: CA file: %v", ErrTLS, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrTLS, co.TLSCAFile)
+		}
+		tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if co.URL != "" {
+		ro, err := redis.ParseURL(co.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis: bad URL %q: %w (want redis://[user:pass@]host:port/db or rediss://)", redactURL(co.URL), err)
+		}
+		if tc != nil {
+			if ro.TLSConfig == nil {
+				return nil, fmt.Errorf("%w: a CA file needs a rediss:// URL", ErrTLS)
+			}
+			tc = tc.Clone()
+			if tc.ServerName == "" {
+				tc.ServerName = ro.TLSConfig.ServerName
+			}
+			ro.TLSConfig = tc
+		}
+		ro.ContextTimeoutEnabled = true
+		return redis.NewClient(ro), nil
+	}
+	if len(co.Addrs) == 0 {
+		return nil, errors.New("redis: no URL or address given")
+	}
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: co.Addrs, MasterName: co.MasterName, Username: co.Username, Password: co.Password,
+		DB: co.DB, TLSConfig: tc, ContextTimeoutEnabled: true,
+	}), nil
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "***" + u[i:]
+		}
+	}
+	return u
+}
+
+// Classify maps a go-redis error to ErrAuth, ErrTLS or ErrUnreachable
+// (wrapped, keeping the original text), or returns it unchanged.
+func Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	var ne net.Error
+	var re *tls.RecordHeaderError
+	var ce *tls.CertificateVerificationError
+	var ue x509.UnknownAuthorityError
+	switch {
+	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"), strings.HasPrefix(msg, "NOPERM"),
+		strings.Contains(msg, "invalid username-password"):
+		return fmt.Errorf("%w: %v", ErrAuth, err)
+	case errors.As(err, &re), errors.As(err, &ce), errors.As(err, &ue), strings.Contains(msg, "tls:"), strings.Contains(msg, "x509:"):
+		return fmt.Errorf("%w: %v", ErrTLS, err)
+	case errors.As(err, &ne), errors.Is(err, syscallECONNREFUSED), strings.Contains(msg, "connection refused"),
+		strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "EOF"), strings.Contains(msg, "connection reset"):
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	return err
+}
+
+// Client is the underlying go-redis client.
+func (c *Cache) Client() redis.UniversalClient { return c.rdb }
+
+// Close implements cache.Cache; it closes the client only if Dial made it.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.owned {
+		return c.rdb.Close()
+	}
+	return nil
+}
+
+func isIDTooSmall(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "equal or smaller than the target stream top item")
+}
+
+// Append implements cache.Cache. The index entry and the packet are sent in
+// one pipeline, index first, both at the packet's millisecond ("<ms>-*").
+// If the streams already hold a later id (the clock stepped back, or
+// another writer), it falls back to server-assigned ids ("*").
+func (c *Cache) Append(ctx context.Context, cam string, p *cache.Packet) (cache.ID, error) {
+	ms := uint64(p.Timestamp)
+	if p.Timestamp <= 0 {
+		ms = uint64(time.Now().UnixMilli())
+	}
+	c.mu.Lock()
+	if l := c.lastMS[cam]; ms < l {
+		ms = l
+	}
+	c.mu.Unlock()
+	data, err := proto.Marshal(toPB(cam, p))
+	if err != nil {
+		return cache.ID{}, err
+	}
+	id, err := c.xadd(ctx, cam, p.Keyframe, data, strconv.FormatUint(ms, 10)+"-*", ms)
+	if isIDTooSmall(err) {
+		id, err = c.xadd(ctx, cam, p.Keyframe, data, "*", ms)
+	}
+	if err != nil {
+		return cache.ID{}, Classify(err)
+	}
+	c.mu.Lock()
+	c.lastMS[cam] = id.MS
+	c.mu.Unlock()
+	return id, nil
+}
+
+func (c *Cache) trimArgs(a *redis.XAddArgs, ms uint64) {
+	r := c.opts.Retention
+	switch {
+	case r.MaxAge > 0: // with both set, MAXLEN is applied by a separate XTRIM
+		if age := uint64(r.MaxAge.Milliseconds()); ms > age {
+			a.MinID = strconv.FormatUint(ms-age, 10)
+		}
+	case r.MaxLen > 0:
+		a.MaxLen = r.MaxLen
+	}
+}
+
+func (c *Cache) xadd(ctx context.Context, cam string, key bool, data []byte, id string, ms uint64) (cache.ID, error) {
+	pipe := c.rdb.Pipeline()
+	if key {
+		ia := &redis.XAddArgs{Stream: IndexKey(cam), ID: id, Values: []any{"keyframe", "1"}}
+		if r := c.opts.Retention; r.MaxAge > 0 {
+			if age := uint64(r.MaxAge.Milliseconds()); ms > age {
+				ia.MinID = strconv.FormatUint(ms-age, 10)
+			}
+		}
+		pipe.XAdd(ctx, ia)
+	}
+	qa := &redis.XAddArgs{Stream: QueueKey(cam), ID: id, Values: []any{"data", data, "is_keyframe", boolStr(key)}}
+	c.trimArgs(qa, ms)
+	add := pipe.XAdd(ctx, qa)
+	var first *redis.XMessageSliceCmd
+	if key && c.opts.Retention.MaxLen > 0 && c.opts.Retention.MaxAge == 0 {
+		// MAXLEN trims the queue by count; keep the index to the same span.
+		first = pipe.XRangeN(ctx, QueueKey(cam), "-", "+", 1)
+	}
+	if c.opts.Retention.MaxLen > 0 && c.opts.Retention.MaxAge > 0 {
+		pipe.XTrimMaxLen(ctx, QueueKey(cam), c.opts.Retention.MaxLen)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return cache.ID{}, err
+	}
+	if first != nil {
+		if msgs, err := first.Result(); err == nil && len(msgs) == 1 {
+			if f, err := cache.ParseID(msgs[0].ID); err == nil {
+				if err := c.rdb.XTrimMinID(ctx, IndexKey(cam), strconv.FormatUint(f.MS, 10)).Err(); err != nil {
+					return cache.ID{}, err
+				}
+			}
+		}
+	}
+	return cache.ParseID(add.Val())
+}
+
+func boolStr(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func toPB(cam string, p *cache.Packet) *pb.VideoFrame {
+	ft := p.FrameType
+	if ft == "" {
+		ft = "P"
+		if p.Keyframe {
+			ft = "I"
+		}
+	}
+	return &pb.VideoFrame{
+		Width: int64(p.Width), Height: int64(p.Height), Data: p.Data, Timestamp: p.Timestamp,
+		IsKeyframe: p.Keyframe, Pts: p.PTS, Dts: p.DTS, FrameType: ft, IsCorrupt: p.Corrupt,
+		TimeBase: p.TimeBase, DeviceId: cam, Packet: p.Number, Keyframe: p.KeyframeNumber,
+		Extradata: p.Extradata, CodecName: p.CodecName, PixFmt: p.PixFmt,
+	}
+}
+
+// SetCodec implements cache.Cache.
+func (c *Cache) SetCodec(ctx context.Context, cam string, cd cache.Codec) error {
+	b, err := proto.Marshal(&pb.VideoCodec{
+		Name: cd.Name, Width: int32(cd.Width), Height: int32(cd.Height), PixFmt: cd.PixFmt,
+		Extradata: cd.Extradata, ExtradataSize: int32(len(cd.Extradata)), LongName: cd.LongName,
+	})
+	if err != nil {
+		return err
+	}
+	pipe := c.rdb.Pipeline()
+	pipe.Set(ctx, CodecKey(cam), b, 0)
+	pipe.HSetNX(ctx, AccessKey(cam), "store", "1")
+	pipe.HSetNX(ctx, AccessKey(cam), "proxy_rtmp", "0")
+	pipe.HSetNX(ctx, AccessKey(cam), "last_query", strconv.FormatInt(time.Now().UnixMilli(), 10))
+	_, err = pipe.Exec(ctx)
+	return Classify(err)
+}
+
+// Codec implements cache.Cache.
+func (c *Cache) Codec(ctx context.Context, cam string) (cache.Codec, error) {
+	s, err := c.rdb.Get(ctx, CodecKey(cam)).Result()
+	if errors.Is(err, redis.Nil) {
+		return cache.Codec{}, &cache.CameraError{Camera: cam, Err: cache.ErrUnknownCamera}
+	}
+	if err != nil {
+		return cache.Codec{}, Classify(err)
+	}
+	var v pb.VideoCodec
+	if err := proto.Unmarshal(strBytes(s), &v); err != nil {
+		return cache.Codec{}, fmt.Errorf("camera %q: corrupt codec info: %w", cam, err)
+	}
+	return cache.Codec{Name: v.Name, LongName: v.LongName, Width: int(v.Width), Height: int(v.Height),
+		PixFmt: v.PixFmt, Extradata: v.Extradata}, nil
+}
+
+func (c *Cache) touch(ctx context.Context, cam string) {
+	if c.opts.TouchEvery < 0 {
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	if now.Sub(c.touched[cam]) < c.opts.TouchEvery {
+		c.mu.Unlock()
+		return
+	}
+	c.touched[cam] = now
+	c.mu.Unlock()
+	// Best effort: a failed touch must not fail the read.
+	_ = c.rdb.HSet(ctx, AccessKey(cam), "last_query", strconv.FormatInt(now.UnixMilli(), 10)).Err()
+}
+
+// strBytes views s as bytes without copying; the result must not be written.
+func strBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+func (c *Cache) decode(cam string, msgs []redis.XMessage) ([]cache.Packet, error) {
+	out := make([]cache.Packet, 0, len(msgs))
+	for _, m := range msgs {
+		p, err := decodeEntry(m)
+		if err != nil {
+			return out, fmt.Errorf("camera %q: entry %s: %w", cam, m.ID, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func decodeEntry(m redis.XMessage) (cache.Packet, error) {
+	id, err := cache.ParseID(m.ID)
+	if err != nil {
+		return cache.Packet{}, err
+	}
+	raw, _ := m.Values["data"].(string)
+	p, err := decodeVideoFrame(strBytes(raw))
+	if err != nil {
+		return cache.Packet{}, err
+	}
+	p.ID = id
+	if k, ok := m.Values["is_keyframe"].(string); ok {
+		p.Keyframe = k == "1" || k == "True" || k == "true"
+	}
+	return p, nil
+}
+
+func (c *Cache) known(ctx context.Context, cam string) error {
+	n, err := c.rdb.Exists(ctx, QueueKey(cam), CodecKey(cam)).Result()
+	if err != nil {
+		return Classify(err)
+	}
+	if n == 0 {
+		return &cache.CameraError{Camera: cam, Err: cache.ErrUnknownCamera}
+	}
+	return nil
+}
+
+func endStr(id cache.ID) string {
+	if id == cache.MaxID {
+		return "+"
+	}
+	return id.String()
+}
+
+func startStr(id cache.ID) string {
+	if id.IsZero() {
+		return "-"
+	}
+	return id.String()
+}
+
+// Range implements cache.Cache.
+func (c *Cache) Range(ctx context.Context, cam string, start, end cache.ID, count int64) ([]cache.Packet, error) {
+	c.touch(ctx, cam)
+	var msgs []redis.XMessage
+	var err error
+	if count > 0 {
+		msgs, err = c.rdb.XRangeN(ctx, QueueKey(cam), startStr(start), endStr(end), count).Result()
+	} else {
+		msgs, err = c.rdb.XRange(ctx, QueueKey(cam), startStr(start), endStr(end)).Result()
+	}
+	if err != nil {
+		return nil, Classify(err)
+	}
+	if len(msgs) == 0 {
+		if err := c.known(ctx, cam); err != nil {
+			return nil, err
+		}
+	}
+	return c.decode(cam, msgs)
+}
+
+// RevRange implements cache.Cache.
+func (c *Cache) RevRange(ctx context.Context, cam string, end, start cache.ID, count int64) ([]cache.Packet, error) {
+	c.touch(ctx, cam)
+	var msgs []redis.XMessage
+	var err error
+	if count > 0 {
+		msgs, err = c.rdb.XRevRangeN(ctx, QueueKey(cam), endStr(end), startStr(start), count).Result()
+	} else {
+		msgs, err = c.rdb.XRevRange(ctx, QueueKey(cam), endStr(end), startStr(start)).Result()
+	}
+	if err != nil {
+		return nil, Classify(err)
+	}
+	if len(msgs) == 0 {
+		if err := c.known(ctx, cam); err != nil {
+			return nil, err
+		}
+	}
+	return c.decode(cam, msgs)
+}
+
+// keyframeAt resolves an index id to its keyframe packet: the first queue
+// entry at or after the index id's millisecond whose is_keyframe is "1".
+func (c *Cache) keyframeAt(ctx context.Context, cam string, iid cache.ID, end cache.ID) (cache.Packet, bool, error) {
+	from := cache.ID{MS: iid.MS}
+	for range 4 { // several packets can share a millisecond; scan a few pages
+		msgs, err := c.rdb.XRangeN(ctx, QueueKey(cam), from.String(), endStr(end), 8).Result()
+		if err != nil {
+			return cache.Packet{}, false, Classify(err)
+		}
+		for _, m := range msgs {
+			if k, _ := m.Values["is_keyframe"].(string); k == "1" {
+				p, err := decodeEntry(m)
+				return p, err == nil, err
+			}
+		}
+		if len(msgs) < 8 {
+			return cache.Packet{}, false, nil
+		}
+		last, _ := cache.ParseID(msgs[len(msgs)-1].ID)
+		from = last.Next()
+	}
+	return cache.Packet{}, false, nil
+}
+
+// Keyframes implements cache.Cache.
+func (c *Cache) Keyframes(ctx context.Context, cam string, start, end cache.ID, count int64) ([]cache.Packet, error) {
+	c.touch(ctx, cam)
+	// Index ids sort at or before their packet, within the same ms.
+	idx, err := c.rdb.XRange(ctx, IndexKey(cam), cache.ID{MS: start.MS}.String(), endStr(end)).Result()
+	if err != nil {
+		return nil, Classify(err)
+	}
+	var out []cache.Packet
+	for _, m := range idx {
+		iid, err := cache.ParseID(m.ID)
+		if err != nil {
+			return out, err
+		}
+		p, ok, err := c.keyframeAt(ctx, cam, iid, end)
+		if err != nil {
+			return out, err
+		}
+		if !ok {
+			break
+		}
+		if p.ID.Compare(start) < 0 || (len(out) > 0 && p.ID == out[len(out)-1].ID) {
+			continue
+		}
+		out = append(out, p)
+		if count > 0 && int64(len(out)) >= count {
+			break
+		}
+	}
+	if len(out) == 0 {
+		if err := c.known(ctx, cam); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// KeyframeAtOrBefore implements cache.Cache.
+func (c *Cache) KeyframeAtOrBefore(ctx context.Context, cam string, at cache.ID) (cache.Packet, error) {
+	c.touch(ctx, cam)
+	end := endStr(at)
+	for range 8 {
+		idx, err := c.rdb.XRevRangeN(ctx, IndexKey(cam), end, "-", 4).Result()
+		if err != nil {
+			return cache.Packet{}, Classify(err)
+		}
+		for _, m := range idx {
+			iid, err := cache.ParseID(m.ID)
+			if err != nil {
+				return cache.Packet{}, err
+			}
+			p, ok, err := c.keyframeAt(ctx, cam, iid, at)
+			if err != nil {
+				return cache.Packet{}, err
+			}
+			if ok {
+				return p, nil
+			}
+		}
+		if len(idx) < 4 {
+			break
+		}
+		last, _ := cache.ParseID(idx[len(idx)-1].ID)
+		if last.IsZero() {
+			break
+		}
+		if last.Seq > 0 {
+			end = cache.ID{MS: last.MS, Seq: last.Seq - 1}.String()
+		} else {
+			end = cache.ID{MS: last.MS - 1, Seq: ^uint64(0)}.String()
+		}
+	}
+	if err := c.known(ctx, cam); err != nil {
+		return cache.Packet{}, err
+	}
+	return cache.Packet{}, &cache.CameraError{Camera: cam, Err: cache.ErrNotFound}
+}
+
+// ReadAfter implements cache.Cache with XREAD [BLOCK].
+func (c *Cache) ReadAfter(ctx context.Context, cam string, after cache.ID, count int64, block time.Duration) ([]cache.Packet, error) {
+	c.touch(ctx, cam)
+	a := &redis.XReadArgs{Streams: []string{QueueKey(cam), after.String()}, Count: count, Block: -1}
+	if block > 0 {
+		a.Block = max(block, time.Millisecond)
+	}
+	res, err := c.rdb.XRead(ctx, a).Result()
+	if errors.Is(err, redis.Nil) {
+		if block <= 0 {
+			if err := c.known(ctx, cam); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, Classify(err)
+	}
+	if len(res) == 0 {
+		return nil, nil
+	}
+	return c.decode(cam, res[0].Messages)
+}
+
+// Stats implements cache.Cache (one round trip).
+func (c *Cache) Stats(ctx context.Context, cam string) (cache.Stats, error) {
+	pipe := c.rdb.Pipeline()
+	n := pipe.XLen(ctx, QueueKey(cam))
+	k := pipe.XLen(ctx, IndexKey(cam))
+	first := pipe.XRangeN(ctx, QueueKey(cam), "-", "+", 1)
+	last := pipe.XRevRangeN(ctx, QueueKey(cam), "+", "-", 1)
+	codec := pipe.Exists(ctx, CodecKey(cam))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return cache.Stats{}, Classify(err)
+	}
+	if n.Val() == 0 || len(first.Val()) == 0 || len(last.Val()) == 0 {
+		if codec.Val() == 0 {
+			return cache.Stats{}, &cache.CameraError{Camera: cam, Err: cache.ErrUnknownCamera}
+		}
+		return cache.Stats{}, &cache.CameraError{Camera: cam, Err: cache.ErrEmpty}
+	}
+	f, err := cache.ParseID(first.Val()[0].ID)
+	if err != nil {
+		return cache.Stats{}, err
+	}
+	l, err := cache.ParseID(last.Val()[0].ID)
+	if err != nil {
+		return cache.Stats{}, err
+	}
+	return cache.Stats{First: f, Last: l, Frames: n.Val(), Keyframes: k.Val()}, nil
+}
+
+// Cameras implements cache.Cache by scanning codec_video_info* keys (on
+// every master of a cluster).
+func (c *Cache) Cameras(ctx context.Context) ([]string, error) {
+	seen := map[string]bool{}
+	var mu sync.Mutex
+	scan := func(ctx context.Context, cl *redis.Client) error {
+		it := cl.Scan(ctx, 0, codecPrefix+"*", 256).Iterator()
+		for it.Next(ctx) {
+			mu.Lock()
+			seen[strings.TrimPrefix(it.Val(), codecPrefix)] = true
+			mu.Unlock()
+		}
+		return it.Err()
+	}
+	var err error
+	switch r := c.rdb.(type) {
+	case *redis.ClusterClient:
+		err = r.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		err = scan(ctx, r)
+	default:
+		it := c.rdb.Scan(ctx, 0, codecPrefix+"*", 256).Iterator()
+		for it.Next(ctx) {
+			seen[strings.TrimPrefix(it.Val(), codecPrefix)] = true
+		}
+		err = it.Err()
+	}
+	if err != nil {
+		return nil, Classify(err)
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	slicesSort(out)
+	return out, nil
+}

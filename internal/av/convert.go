@@ -1,0 +1,195 @@
+package av
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/asticode/go-astiav"
+)
+
+// PixelFormat is the packed output format of a Converter.
+type PixelFormat int
+
+const (
+	// BGR24 is 3 bytes per pixel in B, G, R order (OpenCV's default). It is
+	// the zero value.
+	BGR24 PixelFormat = iota
+	// RGB24 is 3 bytes per pixel in R, G, B order.
+	RGB24
+	// GRAY8 is 1 byte per pixel (luma).
+	GRAY8
+)
+
+// String returns the format's name, e.g. "bgr24".
+func (p PixelFormat) String() string {
+	switch p {
+	case BGR24:
+		return "bgr24"
+	case RGB24:
+		return "rgb24"
+	case GRAY8:
+		return "gray8"
+	}
+	return fmt.Sprintf("PixelFormat(%d)", int(p))
+}
+
+// BytesPerPixel returns the size of one pixel, or 0 for an unknown format.
+func (p PixelFormat) BytesPerPixel() int {
+	switch p {
+	case BGR24, RGB24:
+		return 3
+	case GRAY8:
+		return 1
+	}
+	return 0
+}
+
+func (p PixelFormat) astiav() astiav.PixelFormat {
+	switch p {
+	case BGR24:
+		return astiav.PixelFormatBgr24
+	case RGB24:
+		return astiav.PixelFormatRgb24
+	case GRAY8:
+		return astiav.PixelFormatGray8
+	}
+	return astiav.PixelFormatNone
+}
+
+// scaleKey identifies a swscale configuration.
+type scaleKey struct {
+	srcW, srcH int
+	srcFmt     astiav.PixelFormat
+	dstW, dstH int
+	dstFmt     astiav.PixelFormat
+}
+
+// Converter converts decoded frames to packed images, scaling and changing
+// the pixel format in a single swscale pass. The zero value is ready to use;
+// Close releases its FFmpeg resources. It caches its swscale context and
+// destination frame between calls and rebuilds them when the source
+// (resolution change mid-stream) or the target changes, so steady-state
+// conversions do not allocate. It is not safe for concurrent use.
+type Converter struct {
+	sws *astiav.SoftwareScaleContext
+	dst *astiav.Frame // scaled picture, owned by the Converter
+	key scaleKey
+}
+
+// Convert scales f to dstW x dstH (0, 0 keeps the source size; a single 0
+// keeps the aspect ratio) in pixel format pf, and writes the tightly packed
+// result (stride = w * pf.BytesPerPixel()) to dst, which is reused when its
+// capacity suffices and grown otherwise. out is dst resliced (or
+// reallocated) to exactly stride*h bytes; it is owned by the caller.
+// Resizing uses bilinear filtering.
+func (c *Converter) Convert(f *Frame, dstW, dstH int, pf PixelFormat, dst []byte) (out []byte, stride int, w int, h int, err error) {
+	if f == nil || f.f == nil {
+		return nil, 0, 0, 0, errors.New("av: convert: no frame")
+	}
+	bpp, avpf := pf.BytesPerPixel(), pf.astiav()
+	if bpp == 0 {
+		return nil, 0, 0, 0, fmt.Errorf("av: convert: unsupported pixel format %v", pf)
+	}
+	src := f.f
+	if w, h, err = targetSize(src.Width(), src.Height(), dstW, dstH); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	key := scaleKey{src.Width(), src.Height(), src.PixelFormat(), w, h, avpf}
+	if c.sws == nil || c.key != key {
+		if err := c.setup(key); err != nil {
+			return nil, 0, 0, 0, err
+		}
+	}
+	if err := c.sws.ScaleFrame(src, c.dst); err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("av: convert: scaling failed: %w", err)
+	}
+	stride = w * bpp
+	n := stride * h
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	out = dst[:n]
+	if _, err := c.dst.ImageCopyToBuffer(out, 1); err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("av: convert: copying image failed: %w", err)
+	}
+	return out, stride, w, h, nil
+}
+
+// targetSize resolves the requested output size against the source size.
+func targetSize(srcW, srcH, dstW, dstH int) (int, int, error) {
+	switch {
+	case srcW <= 0 || srcH <= 0:
+		return 0, 0, fmt.Errorf("av: convert: invalid source size %dx%d", srcW, srcH)
+	case dstW < 0 || dstH < 0:
+		return 0, 0, fmt.Errorf("av: convert: invalid target size %dx%d", dstW, dstH)
+	case dstW == 0 && dstH == 0:
+		return srcW, srcH, nil
+	case dstW == 0:
+		dstW = max(1, (srcW*dstH+srcH/2)/srcH)
+	case dstH == 0:
+		dstH = max(1, (srcH*dstW+srcW/2)/srcW)
+	}
+	return dstW, dstH, nil
+}
+
+// setup (re)creates the swscale context and destination frame for k.
+func (c *Converter) setup(k scaleKey) error {
+	c.freeScaler()
+	// Resizing: bilinear. Same size: swscale uses its unscaled fast paths
+	// (e.g. SIMD yuv2rgb) when available; the flag then only picks the
+	// chroma interpolation of the generic path, where fast bilinear is enough.
+	flag := astiav.SoftwareScaleContextFlagBilinear
+	if k.srcW == k.dstW && k.srcH == k.dstH {
+		flag = astiav.SoftwareScaleContextFlagFastBilinear
+	}
+	sws, err := astiav.CreateSoftwareScaleContext(k.srcW, k.srcH, k.srcFmt, k.dstW, k.dstH, k.dstFmt,
+		astiav.NewSoftwareScaleContextFlags(flag))
+	if err != nil {
+		return fmt.Errorf("av: convert: creating scaler %dx%d %s -> %dx%d %s failed: %w",
+			k.srcW, k.srcH, k.srcFmt.Name(), k.dstW, k.dstH, k.dstFmt.Name(), err)
+	}
+	c.sws = sws // owned by c, freed by freeScaler
+	if c.dst == nil {
+		if c.dst = astiav.AllocFrame(); c.dst == nil {
+			c.freeScaler()
+			return errors.New("av: convert: allocating frame failed")
+		}
+	}
+	c.dst.SetWidth(k.dstW)
+	c.dst.SetHeight(k.dstH)
+	c.dst.SetPixelFormat(k.dstFmt)
+	if err := c.dst.AllocBuffer(0); err != nil {
+		c.freeScaler()
+		return fmt.Errorf("av: convert: allocating frame buffer failed: %w", err)
+	}
+	c.key = k
+	return nil
+}
+
+// freeScaler releases the swscale context and the destination frame's
+// buffer (keeping the frame itself for reuse).
+func (c *Converter) freeScaler() {
+	if c.sws != nil {
+		c.sws.Free()
+		c.sws = nil
+	}
+	if c.dst != nil {
+		c.dst.Unref()
+	}
+	c.key = scaleKey{}
+}
+
+// Close releases the Converter's FFmpeg resources. It is idempotent and
+// safe on a nil Converter; a closed Converter may be used again (it then
+// re-allocates).
+func (c *Converter) Close() error {
+	if c == nil {
+		return nil
+	}
+	c.freeScaler()
+	if c.dst != nil {
+		c.dst.Free()
+		c.dst = nil
+	}
+	return nil
+}

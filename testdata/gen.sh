@@ -1,0 +1,24 @@
+#!/bin/sh
+# Regenerates the test clips with the ffmpeg CLI (Debian 12's ffmpeg 5.1).
+# All clips: 25 fps, a keyframe every 2 s (GOP 50), H.264 unless named otherwise.
+# Usage: sh testdata/gen.sh   (from the repository root or from testdata/)
+set -eu
+cd "$(dirname "$0")"
+FF="ffmpeg -hide_banner -loglevel error -y"
+X264="-c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0"
+
+# 720p and 1080p, baseline-ish (no B-frames) so decode order == display order.
+$FF -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=4" $X264 -bf 0 -b:v 900k -movflags +faststart clip720.mp4
+$FF -f lavfi -i "testsrc2=size=1920x1080:rate=25:duration=4" $X264 -bf 0 -b:v 1300k -movflags +faststart clip1080.mp4
+# Same picture with B-frames (pts != dts).
+$FF -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=4" $X264 -bf 2 -b:v 900k -movflags +faststart bframes720.mp4
+# Resolution changes mid-stream: 2 s at 640x360 then 2 s at 1280x720, as one
+# Annex-B elementary stream wrapped in MPEG-TS (MP4 cannot carry it).
+$FF -f lavfi -i "testsrc2=size=640x360:rate=25:duration=2" $X264 -bf 0 -b:v 300k -bsf:v h264_mp4toannexb -f h264 part1.h264
+$FF -f lavfi -i "mandelbrot=size=1280x720:rate=25" -t 2 $X264 -bf 0 -b:v 600k -bsf:v h264_mp4toannexb -f h264 part2.h264
+cat part1.h264 part2.h264 > joined.h264
+$FF -r 25 -i joined.h264 -c copy -f mpegts reschange.ts
+rm -f part1.h264 part2.h264 joined.h264
+# HEVC.
+$FF -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=4" -c:v libx265 -preset veryfast -pix_fmt yuv420p -x265-params "keyint=50:min-keyint=50:scenecut=0:bframes=0:log-level=error" -b:v 600k -tag:v hvc1 -movflags +faststart hevc720.mp4
+ls -l
