@@ -44,7 +44,7 @@ func (p PixelFormat) BytesPerPixel() int {
 	return 0
 }
 
-func (p PixelFormat) astiav() astiav.PixelFormat {
+func (p PixelFormat) avPixFmt() astiav.PixelFormat {
 	switch p {
 	case BGR24:
 		return astiav.PixelFormatBgr24
@@ -86,7 +86,7 @@ func (c *Converter) Convert(f *Frame, dstW, dstH int, pf PixelFormat, dst []byte
 	if f == nil || f.f == nil {
 		return nil, 0, 0, 0, errors.New("av: convert: no frame")
 	}
-	bpp, avpf := pf.BytesPerPixel(), pf.astiav()
+	bpp, avpf := pf.BytesPerPixel(), pf.avPixFmt()
 	if bpp == 0 {
 		return nil, 0, 0, 0, fmt.Errorf("av: convert: unsupported pixel format %v", pf)
 	}

@@ -1,0 +1,172 @@
+package chrysalis
+
+import (
+	"image"
+	"image/color"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/internal/av"
+)
+
+// PixelFormat is the packed layout of ChImage.Data.
+type PixelFormat = av.PixelFormat
+
+// Pixel formats. BGR24 is the zero value and the default: what OpenCV
+// expects.
+const (
+	BGR24 = av.BGR24
+	RGB24 = av.RGB24
+	GRAY8 = av.GRAY8
+)
+
+// ChImage is one decoded frame of a camera.
+//
+// Ownership: the receiver of a ChImage may read it for as long as it likes;
+// it must not modify Data when the image is shared (fan-out branches share
+// one ChImage read-only). Call Clone to get a private, writable copy.
+// Release is optional: it returns Data to a pool once every holder has
+// released it (see Retain), so a steady-state pipeline allocates no new frame
+// buffers; an image that is never released is simply garbage collected.
+// After Release the image must not be used.
+type ChImage struct {
+	// Camera is the camera id.
+	Camera string
+	// Time is the frame's cache timestamp (UTC, millisecond precision).
+	Time time.Time
+	// ID is the cache entry id of the frame's packet; ID.MS is the
+	// timestamp in UTC ms.
+	ID cache.ID
+	// Width, Height and Stride (bytes per row) of Data.
+	Width, Height, Stride int
+	// Format is Data's pixel format.
+	Format PixelFormat
+	// Data holds Height rows of Stride bytes.
+	Data []byte
+	// Keyframe reports that the frame came from a keyframe packet.
+	Keyframe bool
+	// PictType is the decoder's picture type: "I", "P", "B" or "?".
+	PictType string
+	// PTS is the frame's presentation timestamp in the stream's time base.
+	PTS int64
+	// Packet is the encoded packet the frame was decoded from (its Data is
+	// shared and read-only). Video sinks remux it when the frame is
+	// untouched.
+	Packet cache.Packet
+	// Modified marks an image whose pixels differ from the decoded packet
+	// (a sink then re-encodes instead of remuxing). Set it after drawing on
+	// a Clone.
+	Modified bool
+
+	refs atomic.Int32 // extra holders beyond the first
+	pool *bufPool
+}
+
+// TimestampMS is the frame's cache timestamp in UTC milliseconds.
+func (im *ChImage) TimestampMS() int64 { return int64(im.ID.MS) }
+
+// Retain adds a holder: each Retain needs one more Release before the
+// buffer returns to its pool.
+func (im *ChImage) Retain() { im.refs.Add(1) }
+
+// Release gives up one hold. The last Release returns Data to its pool.
+// Releasing an image without a pool (a Clone, or one built by hand) is a
+// no-op for the buffer.
+func (im *ChImage) Release() {
+	if im == nil {
+		return
+	}
+	if im.refs.Add(-1) >= 0 {
+		return
+	}
+	if im.pool != nil {
+		im.pool.put(im.Data)
+		im.pool = nil
+	}
+	im.Data = nil
+}
+
+// Clone returns a deep copy that the caller owns and may modify. The clone
+// has no pool.
+func (im *ChImage) Clone() *ChImage {
+	c := &ChImage{
+		Camera: im.Camera, Time: im.Time, ID: im.ID, Width: im.Width, Height: im.Height, Stride: im.Stride,
+		Format: im.Format, Data: append([]byte(nil), im.Data...), Keyframe: im.Keyframe, PictType: im.PictType,
+		PTS: im.PTS, Packet: im.Packet, Modified: im.Modified,
+	}
+	return c
+}
+
+// Image returns an image.Image view of Data without copying: *image.Gray
+// for GRAY8, otherwise a view whose At converts BGR/RGB to color.RGBA. The
+// view aliases Data: it is valid until Release.
+func (im *ChImage) Image() image.Image {
+	r := image.Rect(0, 0, im.Width, im.Height)
+	if im.Format == GRAY8 {
+		return &image.Gray{Pix: im.Data, Stride: im.Stride, Rect: r}
+	}
+	return &packed3{pix: im.Data, stride: im.Stride, rect: r, bgr: im.Format == BGR24}
+}
+
+// packed3 is an image.Image over 3-byte BGR or RGB pixels.
+type packed3 struct {
+	pix    []byte
+	stride int
+	rect   image.Rectangle
+	bgr    bool
+}
+
+func (p *packed3) ColorModel() color.Model { return color.RGBAModel }
+func (p *packed3) Bounds() image.Rectangle { return p.rect }
+func (p *packed3) At(x, y int) color.Color {
+	if !(image.Point{x, y}.In(p.rect)) {
+		return color.RGBA{}
+	}
+	i := y*p.stride + x*3
+	if p.bgr {
+		return color.RGBA{p.pix[i+2], p.pix[i+1], p.pix[i], 255}
+	}
+	return color.RGBA{p.pix[i], p.pix[i+1], p.pix[i+2], 255}
+}
+
+// ToRGBA converts to a new *image.RGBA (a copy), for encoders that are fast
+// on RGBA.
+func (im *ChImage) ToRGBA() *image.RGBA {
+	out := image.NewRGBA(image.Rect(0, 0, im.Width, im.Height))
+	for y := 0; y < im.Height; y++ {
+		src := im.Data[y*im.Stride:]
+		dst := out.Pix[y*out.Stride:]
+		for x := 0; x < im.Width; x++ {
+			switch im.Format {
+			case GRAY8:
+				g := src[x]
+				dst[4*x], dst[4*x+1], dst[4*x+2] = g, g, g
+			case RGB24:
+				dst[4*x], dst[4*x+1], dst[4*x+2] = src[3*x], src[3*x+1], src[3*x+2]
+			default:
+				dst[4*x], dst[4*x+1], dst[4*x+2] = src[3*x+2], src[3*x+1], src[3*x]
+			}
+			dst[4*x+3] = 255
+		}
+	}
+	return out
+}
+
+// bufPool recycles frame buffers of one size class.
+type bufPool struct{ p sync.Pool }
+
+func (b *bufPool) get(n int) []byte {
+	if v, ok := b.p.Get().(*[]byte); ok && cap(*v) >= n {
+		return (*v)[:n]
+	}
+	return make([]byte, n)
+}
+
+func (b *bufPool) put(buf []byte) {
+	if cap(buf) == 0 {
+		return
+	}
+	b.p.Put(&buf)
+}
