@@ -433,15 +433,20 @@ func (s *decState) close() {
 	s.hold.Free()
 }
 
-// codecFor returns the codec parameters to decode p with: the cache's
-// codec info, or what the packet says when there is none.
+// codecFor returns the codec parameters to decode from keyframe p: the
+// packet's own (an ingest puts the extradata on every keyframe, so GOPs
+// cached before a codec change stay decodable), else the cache's codec info,
+// else the packet's name alone (Annex-B streams carry SPS/PPS in-band).
 func (s *decState) codecFor(ctx context.Context, p cache.Packet) (cache.Codec, error) {
+	if p.Keyframe && len(p.Extradata) > 0 && p.CodecName != "" {
+		return cache.Codec{Name: p.CodecName, Width: p.Width, Height: p.Height, PixFmt: p.PixFmt, Extradata: p.Extradata}, nil
+	}
 	cd, err := s.cam.cl.cache.Codec(ctx, s.cam.id)
 	if err != nil && !errors.Is(err, cache.ErrUnknownCamera) && !errors.Is(err, cache.ErrNotFound) {
 		return cache.Codec{}, err
 	}
 	if err != nil || (p.CodecName != "" && p.CodecName != cd.Name) {
-		cd = cache.Codec{Name: p.CodecName, Width: p.Width, Height: p.Height, PixFmt: p.PixFmt, Extradata: p.Extradata}
+		cd = cache.Codec{Name: p.CodecName, Width: p.Width, Height: p.Height, PixFmt: p.PixFmt}
 		if cd.Name == "" {
 			cd.Name = "h264"
 		}
@@ -461,6 +466,10 @@ func (s *decState) restart(ctx context.Context, kf cache.Packet) error {
 	if err != nil {
 		return err
 	}
+	return s.restartWith(cd)
+}
+
+func (s *decState) restartWith(cd cache.Codec) error {
 	if s.dec == nil || !sameCodec(cd, s.codec) {
 		if s.dec != nil {
 			s.cam.reinits.Add(1)
@@ -494,11 +503,20 @@ func (s *decState) feed(ctx context.Context, p cache.Packet, fn func(*av.Frame, 
 		if err := s.restart(ctx, p); err != nil {
 			return err
 		}
-	} else if p.Keyframe && ((p.CodecName != "" && p.CodecName != s.codec.Name) ||
-		(p.Width > 0 && s.codec.Width > 0 && (p.Width != s.codec.Width || p.Height != s.codec.Height))) {
-		// The stream's parameters changed (a reconnect): re-read the codec.
-		if err := s.restart(ctx, p); err != nil {
+	} else if p.Keyframe {
+		// A reconnect may have brought new parameters: drain the old
+		// decoder's frames, then re-create it.
+		cd, err := s.codecFor(ctx, p)
+		if err != nil {
 			return err
+		}
+		if !sameCodec(cd, s.codec) {
+			if err := s.flush(fn); err != nil {
+				return err
+			}
+			if err := s.restartWith(cd); err != nil {
+				return err
+			}
 		}
 	}
 	if len(s.meta) > 1024 {

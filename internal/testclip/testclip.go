@@ -157,8 +157,13 @@ func (c *Clip) Append(t testing.TB, cc cache.Cache, cam string, t0, step int64) 
 	}
 	ids := make([]cache.ID, len(c.Packets))
 	for i, p := range c.Packets {
+		var extra []byte
+		if p.Key {
+			extra = c.Extradata // as our ingest does: keyframes carry the parameters
+		}
 		id, err := cc.Append(ctx, cam, &cache.Packet{Timestamp: MS(t0, i, step), Keyframe: p.Key, Data: p.Data,
-			PTS: p.PTS, DTS: p.DTS, TimeBase: c.TimeBase, Width: c.Width, Height: c.Height, CodecName: c.Codec, PixFmt: c.PixFmt})
+			PTS: p.PTS, DTS: p.DTS, TimeBase: c.TimeBase, Width: c.Width, Height: c.Height, CodecName: c.Codec, PixFmt: c.PixFmt,
+			Extradata: extra})
 		if err != nil {
 			t.Fatal(err)
 		}
