@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/asticode/go-astiav"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/cache/rediscache"
+	"github.com/chryscloud/chrysalis-go/ingest"
+)
+
+// newIngestCmd is `chrysalis ingest`: the streaming node.
+func newIngestCmd() *cobra.Command {
+	var (
+		rf                       redisFlags
+		cams, inputs, opts       []string
+		listen, realtime, loop   bool
+		verbose                  bool
+		buffer, maxAge, readTO   time.Duration
+		maxLen                   int64
+		rtspTransport, inputForm string
+	)
+	c := &cobra.Command{
+		Use:   "ingest --redis-url URL --camera ID --input URL|FILE [--camera ID --input URL|FILE ...]",
+		Short: "Stream cameras (RTMP push or pull, RTSP, HTTP, files) into the Redis frame cache",
+		Long: `ingest reads each camera's video with FFmpeg and writes the encoded packets,
+without decoding them, into Redis Streams in the Chrysalis edge proxy's layout
+(in_memory_queue_<cam>, memory_iframe_list_<cam>, codec_video_info<cam>),
+trimmed to --max-age (default 5m) or --max-len packets.
+
+--camera and --input may be repeated: the n-th --camera reads the n-th --input;
+the other flags apply to every camera. Live inputs are reconnected forever
+(capped exponential backoff); while Redis is down packets wait in memory for up
+to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
+		Example: `  # a camera pushes RTMP to us
+  chrysalis ingest --redis-url redis://localhost:6379 --camera cam1 --listen --input rtmp://0.0.0.0:1935/live/cam1
+  # pull RTSP over TCP
+  chrysalis ingest --camera door --input rtsp://user:pass@10.0.0.7/stream1 --rtsp-transport tcp
+  # a file as a live camera
+  chrysalis ingest --camera demo --input testdata/clip720.mp4 --realtime --loop --max-len 500`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case len(cams) == 0:
+				return usagef("no camera: pass --camera ID (with --input URL|FILE)")
+			case len(inputs) == 0:
+				return usagef("no input: pass --input URL|FILE for camera %q", cams[0])
+			case len(cams) != len(inputs):
+				return usagef("%d --camera but %d --input: give one --input per --camera, in the same order", len(cams), len(inputs))
+			case buffer < 0 || maxAge < 0 || maxLen < 0 || readTO < 0:
+				return usagef("--buffer, --max-age, --max-len and --read-timeout must not be negative")
+			}
+			ret := cache.Retention{MaxAge: maxAge, MaxLen: maxLen}
+			if cmd.Flags().Changed("max-len") && !cmd.Flags().Changed("max-age") {
+				ret.MaxAge = 0 // --max-len alone replaces the default age bound
+			}
+			if ret.MaxAge == 0 && ret.MaxLen == 0 {
+				return usagef("unbounded cache: set --max-age (e.g. 5m) or --max-len (packets)")
+			}
+			if rf.url != "" {
+				u, err := url.Parse(rf.url)
+				if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+					return usagef("bad --redis-url %q: want redis://[user:pass@]host:port/db or rediss:// for TLS", ingestRedactURL(rf.url))
+				}
+			}
+			inOpts := map[string]string{}
+			if rtspTransport != "" {
+				inOpts["rtsp_transport"] = rtspTransport
+			}
+			for _, o := range opts {
+				k, v, ok := strings.Cut(o, "=")
+				if !ok || k == "" {
+					return usagef("bad --input-option %q: want key=value", o)
+				}
+				inOpts[k] = v
+			}
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfgs := make([]ingest.Config, len(cams))
+			for i := range cams {
+				cfgs[i] = ingest.Config{
+					Camera: cams[i], Input: inputs[i], Format: inputForm, Listen: listen, Realtime: realtime,
+					Loop: loop, InputOptions: inOpts, ReadTimeout: readTO, Buffer: buffer, Logger: log,
+				}
+			}
+			if err := ingest.ValidateAll(cfgs); err != nil {
+				return usagef("%v", err)
+			}
+
+			// go-redis reports its connection-pool retries on its own
+			// logger; keep them at debug level so a failure is one line.
+			redis.SetLogger(ingestRedisLogger{log})
+			dctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+			rc, err := rf.dial(dctx, rediscache.Options{Retention: ret, Logger: log})
+			cancel()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+
+			// FFmpeg's own messages go through the same logger, errors only
+			// unless -v.
+			ffLevel := astiav.LogLevelError
+			if verbose {
+				ffLevel = astiav.LogLevelWarning
+			}
+			astiav.SetLogLevel(ffLevel)
+			astiav.SetLogCallback(func(_ astiav.Classer, l astiav.LogLevel, _, msg string) {
+				if l > ffLevel {
+					return
+				}
+				lv := slog.LevelWarn
+				if l > astiav.LogLevelError {
+					lv = slog.LevelDebug
+				}
+				log.Log(context.Background(), lv, "ffmpeg", "msg", strings.TrimSpace(msg))
+			})
+			defer astiav.ResetLogCallback()
+
+			log.Info("ingest starting", "cameras", len(cfgs), "max_age", ret.MaxAge, "max_len", ret.MaxLen)
+			if err := ingest.RunAll(cmd.Context(), rc, cfgs); err != nil {
+				return fmt.Errorf("ingest: %w", err)
+			}
+			return nil
+		},
+	}
+	rf.register(c)
+	f := c.Flags()
+	f.StringArrayVar(&cams, "camera", nil, "camera id (the <cam> of the Redis keys); repeat for several cameras")
+	f.StringArrayVar(&inputs, "input", nil, "input URL (rtmp://, rtsp://, http://, srt://, ...) or file; one per --camera")
+	f.BoolVar(&listen, "listen", false, "act as the server the camera pushes to (e.g. --input rtmp://0.0.0.0:1935/live/cam)")
+	f.BoolVar(&realtime, "realtime", false, "pace file packets by their timestamps, like ffmpeg -re")
+	f.BoolVar(&loop, "loop", false, "restart the input at its end (files), timestamps keep increasing")
+	f.DurationVar(&buffer, "buffer", ingest.DefaultBuffer, "packet time kept in memory while Redis is failing; oldest dropped beyond it")
+	f.DurationVar(&maxAge, "max-age", 5*time.Minute, "keep this much video per camera in Redis")
+	f.Int64Var(&maxLen, "max-len", 0, "keep at most this many packets per camera (alone, replaces the --max-age default)")
+	f.DurationVar(&readTO, "read-timeout", ingest.DefaultReadTimeout, "an input silent this long is reconnected")
+	f.StringVar(&rtspTransport, "rtsp-transport", "", "RTSP transport: tcp, udp, udp_multicast or http")
+	f.StringVarP(&inputForm, "format", "f", "", "force the input format (ffmpeg -f), e.g. flv, mpegts")
+	f.StringArrayVar(&opts, "input-option", nil, "extra FFmpeg input option key=value (repeatable)")
+	f.BoolVarP(&verbose, "verbose", "v", false, "debug logging, FFmpeg warnings")
+	return c
+}
+
+// ingestRedactURL hides a password in a URL for messages.
+func ingestRedactURL(s string) string {
+	if i := strings.Index(s, "@"); i >= 0 {
+		if j := strings.Index(s, "://"); j >= 0 && j < i {
+			return s[:j+3] + "***" + s[i:]
+		}
+	}
+	return s
+}
+
+// ingestRedisLogger routes go-redis's internal log to slog at debug level.
+type ingestRedisLogger struct{ log *slog.Logger }
+
+func (l ingestRedisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+strings.TrimSpace(fmt.Sprintf(format, v...)))
+}

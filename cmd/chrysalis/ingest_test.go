@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chryscloud/chrysalis-go/cache/rediscache"
+	"github.com/chryscloud/chrysalis-go/internal/testredis"
+)
+
+var ingestBin struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// ingestTestBinary builds the chrysalis command once per test binary.
+func ingestTestBinary(t *testing.T) string {
+	t.Helper()
+	ingestBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "chrysalis-ingest-test")
+		if err != nil {
+			ingestBin.err = err
+			return
+		}
+		ingestBin.path = filepath.Join(dir, "chrysalis")
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", ingestBin.path, ".")
+		ingestBin.out, ingestBin.err = cmd.CombinedOutput()
+	})
+	if ingestBin.err != nil {
+		t.Fatalf("go build: %v\n%s", ingestBin.err, ingestBin.out)
+	}
+	return ingestBin.path
+}
+
+// runIngestCLI runs the built command and returns its exit code and
+// stderr.
+func runIngestCLI(t *testing.T, ctx context.Context, args []string, env ...string) (int, string, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, ingestTestBinary(t), args...)
+	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL=")
+	cmd.Env = append(cmd.Env, env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stderr.String(), cmd
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stderr.String(), cmd
+	}
+	t.Fatalf("run %v: %v", args, err)
+	return -1, "", nil
+}
+
+// TestIngestCLIBadInput: every failure prints one line on stderr and exits
+// 2 (bad usage) or 3 (Redis unreachable).
+func TestIngestCLIBadInput(t *testing.T) {
+	clip := filepath.Join("..", "..", "testdata", "clip720.mp4")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"missing camera", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--input", clip}, 2, "no camera"},
+		{"missing input", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "c"}, 2, "no input"},
+		{"bad redis scheme", []string{"ingest", "--redis-url", "http://127.0.0.1:6379", "--camera", "c", "--input", clip}, 2, "bad --redis-url"},
+		{"no redis url", []string{"ingest", "--camera", "c", "--input", clip}, 2, "no Redis"},
+		{"unpaired cameras", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "a", "--camera", "b", "--input", clip}, 2, "one --input per --camera"},
+		{"unknown flag", []string{"ingest", "--bogus"}, 2, "unknown flag"},
+		{"listen on a file", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "c", "--input", clip, "--listen"}, 2, "Listen needs a URL"},
+		{"unreachable redis", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "c", "--input", clip}, 3, "unreachable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			t0 := time.Now()
+			code, stderr, _ := runIngestCLI(t, ctx, tc.args)
+			lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+			t.Logf("exit %d after %v: %s", code, time.Since(t0).Round(time.Millisecond), stderr)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d", code, tc.code)
+			}
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "chrysalis: ") || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("stderr %q: want one line mentioning %q", stderr, tc.want)
+			}
+		})
+	}
+}
+
+// TestIngestCLIFileAndSignal: a file ingested once exits 0 with every
+// packet in Redis; a looping real-time ingest stops cleanly on SIGINT
+// (exit 0) after flushing.
+func TestIngestCLIFileAndSignal(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	clip := filepath.Join("..", "..", "testdata", "clip720.mp4")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+
+	code, stderr, _ := runIngestCLI(t, ctx, []string{"ingest", "--camera", "once", "--input", clip, "--max-len", "1000"},
+		"CHRYSALIS_REDIS_URL="+srv.URL())
+	n, _ := rc.Client().XLen(ctx, rediscache.QueueKey("once")).Result()
+	if code != 0 || n != 100 {
+		t.Fatalf("one pass: exit %d, XLEN %d (want 0, 100)\n%s", code, n, stderr)
+	}
+
+	cmd := exec.CommandContext(ctx, ingestTestBinary(t), "ingest", "--redis-url", srv.URL(), "--camera", "sig",
+		"--input", clip, "--realtime", "--loop")
+	var buf bytes.Buffer
+	cmd.Stderr = &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	t0 := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	took := time.Since(t0)
+	n, _ = rc.Client().XLen(ctx, rediscache.QueueKey("sig")).Result()
+	t.Logf("SIGINT: exit %v after %v, XLEN %d", err, took.Round(time.Millisecond), n)
+	if err != nil || took > 3*time.Second || n < 20 {
+		t.Fatalf("SIGINT: %v after %v, XLEN %d\n%s", err, took, n, buf.String())
+	}
+}

@@ -1,0 +1,260 @@
+package flow_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/flow"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// counter emits n hand-made images as fast as the graph takes them (or
+// forever when n < 0) and counts what it emitted.
+type counter struct {
+	n       int
+	emitted atomic.Int64
+}
+
+func (c *counter) Run(ctx context.Context, out chan<- flow.Image) error {
+	for i := 0; c.n < 0 || i < c.n; i++ {
+		img := &chrysalis.ChImage{Camera: "test", Time: time.Now(), Width: 1, Height: 1, Stride: 3, Data: make([]byte, 3)}
+		if err := flow.Send(ctx, out, img); err != nil {
+			return err
+		}
+		c.emitted.Add(1)
+	}
+	return nil
+}
+
+type collectSink struct {
+	got   atomic.Int64
+	delay time.Duration
+	seen  chan flow.Image // optional
+}
+
+func (s *collectSink) Run(ctx context.Context, in <-chan flow.Image) error {
+	for img := range in {
+		s.got.Add(1)
+		if s.seen != nil {
+			select {
+			case s.seen <- img:
+			default:
+			}
+		}
+		if s.delay > 0 {
+			select {
+			case <-time.After(s.delay):
+			case <-ctx.Done():
+				img.Release()
+				return ctx.Err()
+			}
+		}
+		img.Release()
+	}
+	return nil
+}
+
+func TestLinearBlockDeliversAll(t *testing.T) {
+	g := flow.New(flow.Options{})
+	src := &counter{n: 500}
+	double := flow.OperatorFunc(func(ctx context.Context, in <-chan flow.Image, out chan<- flow.Image) error {
+		for img := range in {
+			if err := flow.Send(ctx, out, img); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	sink := &collectSink{}
+	s := g.Source("src", src)
+	o := g.Op("pass", double, s, flow.Edge{Buffer: 4, Policy: flow.Block})
+	g.Sink("sink", sink, o, flow.Edge{Buffer: 4, Policy: flow.Block})
+	if err := g.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sink.got.Load() != 500 {
+		t.Fatalf("sink got %d of 500", sink.got.Load())
+	}
+	st := g.Stats()
+	if st[0].Out != 500 || st[1].In != 500 || st[1].Out != 500 || st[2].In != 500 || st[2].Dropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := g.Run(context.Background()); !errors.Is(err, flow.ErrAlreadyRun) {
+		t.Fatalf("second Run: %v", err)
+	}
+}
+
+// A stalled drop-oldest branch leaves a fast branch receiving >= 95% of
+// frames; both branches see the same image, not a copy.
+func TestFanOutDropOldestDoesNotStallFastBranch(t *testing.T) {
+	g := flow.New(flow.Options{})
+	src := &counter{n: 2000}
+	fast := &collectSink{seen: make(chan flow.Image, 1)}
+	stalled := &collectSink{delay: time.Hour, seen: make(chan flow.Image, 1)}
+	s := g.Source("src", src)
+	g.Sink("fast", fast, s, flow.Edge{Buffer: 8, Policy: flow.Block})
+	g.Sink("stalled", stalled, s, flow.Edge{Buffer: 2, Policy: flow.DropOldest})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for fast.got.Load() < 2000 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	first := <-stalled.seen
+	fastFirst := <-fast.seen
+	if first != fastFirst {
+		t.Fatal("branches received different *ChImage values for the first frame: copied, not shared")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	got := fast.got.Load()
+	st := g.Stats()
+	t.Logf("fast branch %d/2000, stalled branch dropped %d", got, st[2].Dropped)
+	if got < 1900 {
+		t.Fatalf("fast branch got %d of 2000 (< 95%%) behind a stalled drop-oldest branch", got)
+	}
+	if st[2].Dropped < 1900 {
+		t.Fatalf("stalled branch dropped %d, want it to drop nearly everything", st[2].Dropped)
+	}
+}
+
+// A Block branch applies backpressure: the source cannot run ahead of a
+// stalled consumer by more than the buffers.
+func TestFanOutBlockAppliesBackpressure(t *testing.T) {
+	g := flow.New(flow.Options{})
+	src := &counter{n: -1}
+	s := g.Source("src", src)
+	g.Sink("fast", &collectSink{}, s, flow.Edge{Buffer: 8, Policy: flow.DropOldest})
+	g.Sink("slow", &collectSink{delay: time.Hour}, s, flow.Edge{Buffer: 3, Policy: flow.Block})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := g.Run(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run: %v", err)
+	}
+	// 1 in the slow sink's hands + 3 buffered + 1 held by the distributor
+	// + 1 in the source's send.
+	if n := src.emitted.Load(); n > 6 {
+		t.Fatalf("source emitted %d images past a stalled Block branch of buffer 3", n)
+	}
+}
+
+var errBoom = errors.New("boom")
+
+func TestNodeErrorEndsRun(t *testing.T) {
+	for _, where := range []string{"source", "operator", "sink"} {
+		t.Run(where, func(t *testing.T) {
+			g := flow.New(flow.Options{})
+			var s *flow.Node
+			if where == "source" {
+				s = g.Source("src", flow.SourceFunc(func(ctx context.Context, out chan<- flow.Image) error { return errBoom }))
+			} else {
+				s = g.Source("src", &counter{n: -1})
+			}
+			o := s
+			if where == "operator" {
+				o = g.Op("op", flow.OperatorFunc(func(ctx context.Context, in <-chan flow.Image, out chan<- flow.Image) error {
+					<-in
+					return errBoom
+				}), s)
+			} else {
+				o = g.Op("op", flow.OperatorFunc(func(ctx context.Context, in <-chan flow.Image, out chan<- flow.Image) error {
+					for img := range in {
+						if err := flow.Send(ctx, out, img); err != nil {
+							return err
+						}
+					}
+					return nil
+				}), s)
+			}
+			if where == "sink" {
+				g.Sink("sink", flow.SinkFunc(func(ctx context.Context, in <-chan flow.Image) error {
+					(<-in).Release()
+					return errBoom
+				}), o)
+			} else {
+				g.Sink("sink", &collectSink{}, o)
+			}
+			start := time.Now()
+			err := g.Run(context.Background())
+			var ne *flow.NodeError
+			if !errors.Is(err, errBoom) || !errors.As(err, &ne) || ne.Node != map[string]string{"source": "src", "operator": "op", "sink": "sink"}[where] {
+				t.Fatalf("Run = %v, want boom from the %s", err, where)
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("Run took %v after the error", time.Since(start))
+			}
+		})
+	}
+}
+
+func TestCancelStopsWithinASecond(t *testing.T) {
+	g := flow.New(flow.Options{})
+	s := g.Source("src", &counter{n: -1})
+	o := g.Op("op", flow.OperatorFunc(func(ctx context.Context, in <-chan flow.Image, out chan<- flow.Image) error {
+		for img := range in {
+			if err := flow.Send(ctx, out, img); err != nil {
+				return err
+			}
+		}
+		return nil
+	}), s, flow.Edge{Buffer: 4, Policy: flow.Block})
+	g.Sink("slow", &collectSink{delay: 50 * time.Millisecond}, o, flow.Edge{Policy: flow.Block})
+	g.Sink("fast", &collectSink{}, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	start := time.Now()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run = %v", err)
+		}
+		t.Logf("Run returned %v after cancel", time.Since(start))
+	case <-time.After(time.Second):
+		t.Fatal("Run did not return within 1 s of cancel")
+	}
+	goleak.VerifyNone(t)
+}
+
+func TestPanicBecomesError(t *testing.T) {
+	g := flow.New(flow.Options{})
+	s := g.Source("src", &counter{n: 3})
+	g.Sink("sink", flow.SinkFunc(func(ctx context.Context, in <-chan flow.Image) error { panic("model crashed") }), s)
+	err := g.Run(context.Background())
+	var ne *flow.NodeError
+	if !errors.As(err, &ne) || ne.Node != "sink" {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+func TestValidation(t *testing.T) {
+	for name, build := range map[string]func(g *flow.Graph){
+		"no consumer": func(g *flow.Graph) { g.Source("src", &counter{n: 1}) },
+		"duplicate": func(g *flow.Graph) {
+			s := g.Source("a", &counter{n: 1})
+			g.Sink("a", &collectSink{}, s)
+		},
+		"nil input": func(g *flow.Graph) { g.Sink("s", &collectSink{}, nil) },
+		"empty":     func(g *flow.Graph) {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := flow.New(flow.Options{})
+			build(g)
+			if err := g.Run(context.Background()); err == nil {
+				t.Fatal("Run accepted an invalid graph")
+			}
+		})
+	}
+}

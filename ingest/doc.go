@@ -1,0 +1,55 @@
+// Package ingest is the streaming node: it demuxes a camera or any FFmpeg
+// input with go-astiav and writes the encoded VIDEO packets, without
+// decoding them, into a [cache.Cache] (Redis Streams in the edge proxy's
+// layout, or the in-process cache).
+//
+// Inputs:
+//   - RTMP pushed by a camera to us: Config.Listen with
+//     rtmp://127.0.0.1:1935/live/cam (we act as the RTMP server);
+//   - RTMP/RTSP/HTTP/SRT... pulled from a server (any URL FFmpeg opens;
+//     InputOptions carries demuxer/protocol options such as
+//     rtsp_transport=tcp);
+//   - files, read as fast as the cache takes them, or paced by their
+//     timestamps like `ffmpeg -re` (Config.Realtime), optionally looped with
+//     monotonic timestamps (Config.Loop).
+//
+// What is written, per camera:
+//   - every video packet of the first video stream, starting at the first
+//     keyframe of each connection (packets before it cannot be decoded and
+//     are counted as Stats.Skipped); other streams are ignored;
+//   - Packet.Timestamp is the wall-clock time (Config.Now) at read time, in
+//     UTC ms, which becomes the millisecond of the cache id; PTS/DTS are the
+//     stream's (offset when looping so they keep increasing), TimeBase is the
+//     stream time base in seconds, Data is a copy of the packet bytes,
+//     FrameType is "I" for keyframes and "P" otherwise (nothing is decoded),
+//     Number counts packets (1, 2, ...) and KeyframeNumber keyframes since
+//     New, Width/Height/CodecName/PixFmt are the current codec parameters,
+//     and keyframes also carry the extradata;
+//   - a live input's stream probe reads for at most 1s (FFmpeg's
+//     analyzeduration; FLV over RTMP would otherwise hold the first packets
+//     for 5s); the packets read during the probe reach the cache together,
+//     stamped with the time they are handed out;
+//   - the codec parameters (name, long name, size, pixel format, extradata)
+//     through cache.SetCodec, before the first packet and again whenever a
+//     reconnect or an in-band change (new extradata side data, a new size)
+//     brings different parameters.
+//
+// Failure handling:
+//   - a live input (a URL, or Listen) that fails, ends, or produces nothing
+//     for Config.ReadTimeout is reopened after a capped exponential backoff
+//     (Config.BackoffMin..BackoffMax, reset after a connection that delivered
+//     packets); Ingest never exits because a pusher disconnected;
+//   - a cache that fails (a Redis outage) does not stop reading: packets
+//     queue in memory up to Config.Buffer of packet time, the oldest beyond
+//     it are dropped (Stats.Dropped), and the queue is flushed in order
+//     when the cache comes back. A file read without Realtime waits for the
+//     cache instead of dropping.
+//   - cancelling the context interrupts any blocking FFmpeg call at once
+//     (an astiav IOInterrupter); Run then flushes what is buffered for up to
+//     Config.FlushTimeout and returns nil. Every goroutine Run starts has
+//     exited when it returns.
+//
+// FFmpeg's own log goes wherever the process routes it (astiav.SetLogLevel,
+// astiav.SetLogCallback); this package logs its own events through
+// Config.Logger.
+package ingest

@@ -1,0 +1,400 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chryscloud/chrysalis-go/cache"
+)
+
+// Errors Run can return, testable with errors.Is.
+var (
+	// ErrNoVideo: the input has no video stream (or no video packet).
+	ErrNoVideo = errors.New("no video stream")
+	// ErrRunning: Run was called while the same Ingest is running.
+	ErrRunning = errors.New("ingest already running")
+)
+
+// Ingest streams one camera into a cache. Create it with New; Run it once
+// at a time (it may be run again after Run returns; counters carry on).
+// Stats is safe to call at any time from any goroutine.
+type Ingest struct {
+	c   cache.Cache
+	cfg Config
+	log *slog.Logger
+
+	running atomic.Bool
+
+	packets, keyframes, written, dropped, skipped atomic.Int64
+	reconnects, loops, codecWrites, buffered      atomic.Int64
+	cacheErrors                                   atomic.Int64
+	connected                                     atomic.Bool
+	lastPacket                                    atomic.Int64 // unix ms, wall clock (Config.Now)
+	lastErr                                       atomic.Pointer[string]
+
+	// Packet numbering, owned by the reading goroutine.
+	number, keyNumber int64
+}
+
+// Stats are an Ingest's counters since New.
+type Stats struct {
+	// Packets is the number of video packets read and accepted (from the
+	// first keyframe of each connection on), whether written or dropped.
+	Packets int64
+	// Keyframes is the number of accepted keyframe packets.
+	Keyframes int64
+	// Written is the number of packets appended to the cache.
+	Written int64
+	// Dropped is the number of packets dropped because the buffer was
+	// over Config.Buffer (or the flush after cancel timed out).
+	Dropped int64
+	// Skipped is the number of video packets read before the first
+	// keyframe of a connection (not written).
+	Skipped int64
+	// Reconnects counts reopenings of a live input after it failed, ended
+	// or went silent (not loop restarts).
+	Reconnects int64
+	// Loops counts restarts of a looped input.
+	Loops int64
+	// CodecWrites counts successful SetCodec calls.
+	CodecWrites int64
+	// CacheErrors counts failed cache writes (each retry counts).
+	CacheErrors int64
+	// Buffered is the number of packets waiting for the cache right now.
+	Buffered int64
+	// Connected is true while an input is open.
+	Connected bool
+	// LastPacket is the wall-clock read time of the newest packet (zero
+	// before the first).
+	LastPacket time.Time
+	// LastError is the most recent input or cache error ("" if none).
+	LastError string
+}
+
+// New validates cfg and returns an Ingest writing into c. It does not open
+// the input; Run does.
+func New(c cache.Cache, cfg Config) (*Ingest, error) {
+	if c == nil {
+		return nil, errors.New("ingest: nil cache")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	cfg.InputOptions = cloneMap(cfg.InputOptions)
+	return &Ingest{c: c, cfg: cfg, log: cfg.Logger.With("camera", cfg.Camera)}, nil
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	o := make(map[string]string, len(m))
+	for k, v := range m {
+		o[k] = v
+	}
+	return o
+}
+
+// Camera is the camera id.
+func (in *Ingest) Camera() string { return in.cfg.Camera }
+
+// Stats returns the counters; safe while Run is running.
+func (in *Ingest) Stats() Stats {
+	s := Stats{
+		Packets: in.packets.Load(), Keyframes: in.keyframes.Load(), Written: in.written.Load(),
+		Dropped: in.dropped.Load(), Skipped: in.skipped.Load(), Reconnects: in.reconnects.Load(),
+		Loops: in.loops.Load(), CodecWrites: in.codecWrites.Load(), CacheErrors: in.cacheErrors.Load(),
+		Buffered: in.buffered.Load(), Connected: in.connected.Load(),
+	}
+	if ms := in.lastPacket.Load(); ms != 0 {
+		s.LastPacket = time.UnixMilli(ms)
+	}
+	if e := in.lastErr.Load(); e != nil {
+		s.LastError = *e
+	}
+	return s
+}
+
+func (in *Ingest) setErr(err error) {
+	s := err.Error()
+	in.lastErr.Store(&s)
+}
+
+// Run reads the input and writes its video packets into the cache until
+// ctx is done (it returns nil) or, for a file input without Loop, until the
+// end of the file once everything is written (nil). Live inputs are
+// reconnected forever, so Run returns an error only for a file that cannot
+// be opened or read (or has no video); never because a pusher
+// disconnected or the cache is down. Buffered packets are flushed before
+// Run returns (for at most Config.FlushTimeout after cancel). Every
+// goroutine Run starts has exited when it returns.
+func (in *Ingest) Run(ctx context.Context) error {
+	if !in.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("ingest: camera %q: %w", in.cfg.Camera, ErrRunning)
+	}
+	defer in.running.Store(false)
+
+	dropMode := !in.cfg.isFile() || in.cfg.Realtime
+	q := newQueue(in.cfg.Buffer, dropMode, &in.buffered, in.onDrop)
+
+	// The writer outlives ctx by up to FlushTimeout so the buffer can be
+	// flushed; wcancel ends it.
+	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer wcancel()
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+
+	var wg sync.WaitGroup
+	writerDone := make(chan struct{})
+	wd := newWatchdog(in.cfg.ReadTimeout)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(writerDone)
+		in.writeLoop(wctx, q)
+	}()
+	go func() {
+		defer wg.Done()
+		wd.run(rctx)
+	}()
+
+	err := in.readLoop(ctx, q, wd)
+	rcancel()
+	q.close()
+
+	// Flush: wait for the writer to drain the queue; once ctx is done, give
+	// it FlushTimeout more.
+	select {
+	case <-writerDone:
+	case <-ctx.Done():
+		if b := in.buffered.Load(); b > 0 {
+			in.log.Info("flushing buffered packets", "packets", b, "timeout", in.cfg.FlushTimeout)
+		}
+		t := time.NewTimer(in.cfg.FlushTimeout)
+		select {
+		case <-writerDone:
+		case <-t.C:
+			wcancel()
+		}
+		t.Stop()
+	}
+	wg.Wait()
+	st := in.Stats()
+	in.log.Info("ingest stopped", "packets", st.Packets, "written", st.Written, "dropped", st.Dropped,
+		"reconnects", st.Reconnects, "loops", st.Loops)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (in *Ingest) onDrop(n int) {
+	total := in.dropped.Add(int64(n))
+	// Log the first drop of each thousand, not every one.
+	if total-int64(n) == 0 || (total-int64(n))/1000 != total/1000 {
+		in.log.Warn("cache too slow or down: dropping oldest buffered packets", "dropped_total", total, "buffer", in.cfg.Buffer)
+	}
+}
+
+// writeLoop appends queued packets in order, retrying a failing cache with
+// a capped backoff. It returns when the queue is closed and drained, or ctx
+// (the flush deadline) ends, dropping what is left.
+func (in *Ingest) writeLoop(ctx context.Context, q *queue) {
+	var written *codecInfo // the codec generation the cache holds
+	bo := backoff{min: 20 * time.Millisecond, max: 2 * time.Second}
+	failing := false
+	var failedAt time.Time
+	for {
+		it, ok := q.pop(ctx)
+		if !ok {
+			if ctx.Err() != nil {
+				in.dropRest(q)
+			}
+			return
+		}
+		for {
+			err := in.writeItem(ctx, it, &written)
+			if err == nil {
+				in.written.Add(1)
+				in.buffered.Add(-1)
+				if failing {
+					failing = false
+					in.log.Info("cache writes recovered", "down_for", time.Since(failedAt).Round(time.Millisecond),
+						"buffered", in.buffered.Load(), "dropped_total", in.dropped.Load())
+				}
+				bo.reset()
+				break
+			}
+			it.tries++
+			in.cacheErrors.Add(1)
+			in.setErr(err)
+			if !failing {
+				failing, failedAt = true, time.Now()
+				in.log.Warn("cache write failed; buffering packets in memory", "err", err, "buffer", in.cfg.Buffer)
+				// The cache may come back empty (a restarted Redis without
+				// persistence): write the codec info again first.
+				written = nil
+			}
+			if ctx.Err() != nil {
+				in.buffered.Add(-1)
+				in.onDrop(1)
+				in.dropRest(q)
+				return
+			}
+			if q.expired(it) {
+				in.buffered.Add(-1)
+				in.onDrop(1)
+				break
+			}
+			t := time.NewTimer(bo.next())
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+}
+
+// dropRest drops what is left in the queue after the flush deadline.
+func (in *Ingest) dropRest(q *queue) {
+	n := 0
+	q.mu.Lock()
+	for range q.live() {
+		n++
+	}
+	q.items, q.head = nil, 0
+	q.mu.Unlock()
+	if n > 0 {
+		in.buffered.Add(-int64(n))
+		in.onDrop(n)
+		in.log.Warn("flush timed out; dropped buffered packets", "packets", n)
+	}
+}
+
+func (in *Ingest) writeItem(ctx context.Context, it *item, written **codecInfo) error {
+	if it.codec != nil && !it.codec.same(*written) {
+		if err := in.c.SetCodec(ctx, in.cfg.Camera, it.codec.Codec); err != nil {
+			return fmt.Errorf("set codec: %w", err)
+		}
+		*written = it.codec
+		in.codecWrites.Add(1)
+	}
+	if it.tries > 0 {
+		// A failed write may have reached the cache (the reply was lost):
+		// do not write it twice.
+		if dup, err := in.alreadyWritten(ctx, it.pkt); err != nil {
+			return err
+		} else if dup {
+			return nil
+		}
+	}
+	if _, err := in.c.Append(ctx, in.cfg.Camera, it.pkt); err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	return nil
+}
+
+func (in *Ingest) alreadyWritten(ctx context.Context, p *cache.Packet) (bool, error) {
+	last, err := in.c.RevRange(ctx, in.cfg.Camera, cache.MaxID, cache.MinID, 1)
+	if errors.Is(err, cache.ErrUnknownCamera) || errors.Is(err, cache.ErrEmpty) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("check last entry: %w", err)
+	}
+	return len(last) == 1 && last[0].Number == p.Number && last[0].Timestamp == p.Timestamp &&
+		len(last[0].Data) == len(p.Data), nil
+}
+
+// backoff is a capped exponential delay.
+type backoff struct{ min, max, cur time.Duration }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(b.cur*2, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleep waits d or until ctx is done (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// ValidateAll checks a set of cameras for one process: each config is valid
+// (see Config.Validate), camera ids are unique, and listening cameras have
+// distinct host:port (an FFmpeg listener serves one pusher).
+func ValidateAll(cfgs []Config) error {
+	if len(cfgs) == 0 {
+		return errors.New("ingest: no camera configured")
+	}
+	cams := map[string]bool{}
+	listens := map[string]string{}
+	for _, cfg := range cfgs {
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		if cams[cfg.Camera] {
+			return fmt.Errorf("ingest: camera %q configured twice", cfg.Camera)
+		}
+		cams[cfg.Camera] = true
+		if cfg.Listen {
+			if u, err := url.Parse(cfg.Input); err == nil && u.Host != "" {
+				hp := strings.ToLower(u.Scheme + "://" + u.Host)
+				if other, ok := listens[hp]; ok {
+					return fmt.Errorf("ingest: cameras %q and %q both listen on %s; give each its own port", other, cfg.Camera, u.Host)
+				}
+				listens[hp] = cfg.Camera
+			}
+		}
+	}
+	return nil
+}
+
+// RunAll runs one Ingest per config into c (several cameras in one
+// process) until ctx is done (nil) or every input has ended. The configs
+// are checked with ValidateAll first. The first Run error cancels the
+// other cameras and is returned.
+func RunAll(ctx context.Context, c cache.Cache, cfgs []Config) error {
+	if err := ValidateAll(cfgs); err != nil {
+		return err
+	}
+	ins := make([]*Ingest, 0, len(cfgs))
+	for _, cfg := range cfgs {
+		in, err := New(c, cfg)
+		if err != nil {
+			return err
+		}
+		ins = append(ins, in)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, in := range ins {
+		g.Go(func() error { return in.Run(gctx) })
+	}
+	return g.Wait()
+}
