@@ -3,14 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/url"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/asticode/go-astiav"
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/chryscloud/chrysalis-go/cache"
@@ -47,7 +42,7 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
   chrysalis ingest --camera door --input rtsp://user:pass@10.0.0.7/stream1 --rtsp-transport tcp
   # a file as a live camera
   chrysalis ingest --camera demo --input testdata/clip720.mp4 --realtime --loop --max-len 500`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case len(cams) == 0:
@@ -66,12 +61,6 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 			if ret.MaxAge == 0 && ret.MaxLen == 0 {
 				return usagef("unbounded cache: set --max-age (e.g. 5m) or --max-len (packets)")
 			}
-			if rf.url != "" {
-				u, err := url.Parse(rf.url)
-				if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-					return usagef("bad --redis-url %q: want redis://[user:pass@]host:port/db or rediss:// for TLS", ingestRedactURL(rf.url))
-				}
-			}
 			inOpts := map[string]string{}
 			if rtspTransport != "" {
 				inOpts["rtsp_transport"] = rtspTransport
@@ -83,11 +72,8 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 				}
 				inOpts[k] = v
 			}
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
-			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			log, resetLog := setupLogging(verbose)
+			defer resetLog()
 			cfgs := make([]ingest.Config, len(cams))
 			for i := range cams {
 				cfgs[i] = ingest.Config{
@@ -99,9 +85,6 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 				return usagef("%v", err)
 			}
 
-			// go-redis reports its connection-pool retries on its own
-			// logger; keep them at debug level so a failure is one line.
-			redis.SetLogger(ingestRedisLogger{log})
 			dctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 			rc, err := rf.dial(dctx, rediscache.Options{Retention: ret, Logger: log})
 			cancel()
@@ -109,25 +92,6 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 				return err
 			}
 			defer rc.Close()
-
-			// FFmpeg's own messages go through the same logger, errors only
-			// unless -v.
-			ffLevel := astiav.LogLevelError
-			if verbose {
-				ffLevel = astiav.LogLevelWarning
-			}
-			astiav.SetLogLevel(ffLevel)
-			astiav.SetLogCallback(func(_ astiav.Classer, l astiav.LogLevel, _, msg string) {
-				if l > ffLevel {
-					return
-				}
-				lv := slog.LevelWarn
-				if l > astiav.LogLevelError {
-					lv = slog.LevelDebug
-				}
-				log.Log(context.Background(), lv, "ffmpeg", "msg", strings.TrimSpace(msg))
-			})
-			defer astiav.ResetLogCallback()
 
 			log.Info("ingest starting", "cameras", len(cfgs), "max_age", ret.MaxAge, "max_len", ret.MaxLen)
 			if err := ingest.RunAll(cmd.Context(), rc, cfgs); err != nil {
@@ -154,19 +118,3 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 	return c
 }
 
-// ingestRedactURL hides a password in a URL for messages.
-func ingestRedactURL(s string) string {
-	if i := strings.Index(s, "@"); i >= 0 {
-		if j := strings.Index(s, "://"); j >= 0 && j < i {
-			return s[:j+3] + "***" + s[i:]
-		}
-	}
-	return s
-}
-
-// ingestRedisLogger routes go-redis's internal log to slog at debug level.
-type ingestRedisLogger struct{ log *slog.Logger }
-
-func (l ingestRedisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.DebugContext(ctx, "redis: "+strings.TrimSpace(fmt.Sprintf(format, v...)))
-}

@@ -67,7 +67,12 @@ func hint(err error) string {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	root := newRootCmd()
-	err := root.ExecuteContext(ctx)
+	var err error
+	if _, _, ferr := root.Find(os.Args[1:]); ferr != nil {
+		err = usagef("%v (see `chrysalis --help`)", ferr)
+	} else {
+		err = root.ExecuteContext(ctx)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chrysalis: "+hint(err))
@@ -95,6 +100,14 @@ Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 Redis unreachable/auth/TLS,
 	return root
 }
 
+// noArgs rejects positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q (see `%s --help`)", args[0], cmd.CommandPath())
+	}
+	return nil
+}
+
 // redisFlags are the connection flags every cache-reading command shares.
 type redisFlags struct {
 	url   string
@@ -110,6 +123,9 @@ func (f *redisFlags) register(c *cobra.Command) {
 func (f *redisFlags) dial(ctx context.Context, o rediscache.Options) (*rediscache.Cache, error) {
 	if f.url == "" {
 		return nil, usagef("no Redis: pass --redis-url redis://host:6379 or set CHRYSALIS_REDIS_URL")
+	}
+	if err := checkRedisURL(f.url); err != nil {
+		return nil, err
 	}
 	return rediscache.Dial(ctx, rediscache.ConnOptions{URL: f.url, TLSCAFile: f.tlsCA}, o)
 }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"image/jpeg"
+	"image/png"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/asticode/go-astiav"
+	"github.com/redis/go-redis/v9"
+
+	chrysalis "github.com/chryscloud/chrysalis-go"
+)
+
+// setupLogging returns the CLI's logger (stderr, text) and routes go-redis's
+// and FFmpeg's own logs through it: go-redis's pool retries at debug level
+// and FFmpeg errors only (warnings with -v), so a failure stays one line.
+func setupLogging(verbose bool) (*slog.Logger, func()) {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	redis.SetLogger(redisLogger{log})
+	ffLevel := astiav.LogLevelError
+	if !verbose {
+		ffLevel = astiav.LogLevelFatal
+	}
+	astiav.SetLogLevel(ffLevel)
+	astiav.SetLogCallback(func(_ astiav.Classer, l astiav.LogLevel, _, msg string) {
+		if l > ffLevel {
+			return
+		}
+		log.Debug("ffmpeg", "msg", strings.TrimSpace(msg))
+	})
+	return log, astiav.ResetLogCallback
+}
+
+// redisLogger routes go-redis's internal log to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+// redactURL hides a password in a URL for messages.
+func redactURL(s string) string {
+	if i := strings.Index(s, "@"); i >= 0 {
+		if j := strings.Index(s, "://"); j >= 0 && j < i {
+			return s[:j+3] + "***" + s[i:]
+		}
+	}
+	return s
+}
+
+func checkRedisURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return usagef("bad --redis-url %q: want redis://[user:pass@]host:port/db or rediss:// for TLS", redactURL(s))
+	}
+	return nil
+}
+
+// parseTime reads TIME: RFC 3339, unix milliseconds, or a duration relative
+// to now ("-5s", "-2m30s"; "now" is now).
+func parseTime(flag, s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return time.Time{}, usagef("--%s is empty: want RFC 3339, unix ms or a relative time like -5s", flag)
+	case s == "now":
+		return now, nil
+	case strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+"):
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return time.Time{}, usagef("bad --%s %q: a relative time looks like -5s or -1m30s", flag, s)
+		}
+		return now.Add(d), nil
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if ms < 1e11 {
+			return time.Time{}, usagef("bad --%s %q: unix time must be in milliseconds (13 digits)", flag, s)
+		}
+		return time.UnixMilli(ms), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, usagef("bad --%s %q: want RFC 3339 (2026-11-25T12:00:00Z), unix ms or a relative time like -5s", flag, s)
+	}
+	return t, nil
+}
+
+// imageFormat checks that path ends in .jpg, .jpeg or .png.
+func imageFormat(path string) (string, error) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".jpg", ".jpeg":
+		return "jpeg", nil
+	case ".png":
+		return "png", nil
+	}
+	return "", usagef("-o %q: the image file must end in .jpg, .jpeg or .png", path)
+}
+
+// writeImage writes img as JPEG or PNG (by path's extension), atomically.
+func writeImage(path string, img *chrysalis.ChImage) error {
+	format, err := imageFormat(path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".chrysalis-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	rgba := img.ToRGBA()
+	if format == "png" {
+		err = png.Encode(tmp, rgba)
+	} else {
+		err = jpeg.Encode(tmp, rgba, &jpeg.Options{Quality: 92})
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
