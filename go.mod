@@ -9,6 +9,7 @@ require (
 	github.com/reugn/go-streams v0.13.0
 	github.com/spf13/cobra v1.10.2
 	go.uber.org/goleak v1.3.0
+	gocv.io/x/gocv v0.32.0
 	golang.org/x/sync v0.18.0
 	google.golang.org/protobuf v1.36.12
 )

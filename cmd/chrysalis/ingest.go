@@ -117,4 +117,3 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug logging, FFmpeg warnings")
 	return c
 }
-
