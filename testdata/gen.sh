@@ -22,3 +22,8 @@ rm -f part1.h264 part2.h264 joined.h264
 # HEVC.
 $FF -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=4" -c:v libx265 -preset veryfast -pix_fmt yuv420p -x265-params "keyint=50:min-keyint=50:scenecut=0:bframes=0:log-level=error" -b:v 600k -tag:v hvc1 -movflags +faststart hevc720.mp4
 ls -l
+
+# The demo camera embedded in the binary (internal/democlip): a static scene,
+# a box crossing it between 4 s and 7 s of every 10 s loop.
+$FF -f lavfi -i "color=c=0x202830:s=1280x720:r=25:d=10,drawgrid=w=160:h=120:t=2:c=0x506070[bg];color=c=0xffa000:s=240x180:r=25:d=10[box];[bg][box]overlay=x='if(between(t,4,7),(t-4)*360,-400)':y=280,drawtext=text='Chrysalis demo camera %{pts\:hms}':x=40:y=40:fontsize=36:fontcolor=white" \
+	$X264 -bf 0 -b:v 400k ../internal/democlip/demo.mp4
