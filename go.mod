@@ -11,6 +11,7 @@ require (
 	go.uber.org/goleak v1.3.0
 	gocv.io/x/gocv v0.32.0
 	golang.org/x/sync v0.18.0
+	golang.org/x/term v0.44.0
 	google.golang.org/protobuf v1.36.12
 )
 
@@ -23,4 +24,5 @@ require (
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
 	github.com/stretchr/testify v1.9.0 // indirect
+	golang.org/x/sys v0.46.0 // indirect
 )

@@ -1,0 +1,35 @@
+// Package operator provides the flow.Operators of Chrysalis Go: throttle,
+// drop-stale, keyframes-only, map/filter, motion detection and time-window
+// replay.
+//
+// Every operator follows flow's rules: it reads in until in is closed
+// (then returns nil) or ctx ends (then returns ctx.Err()), sends with a
+// select on ctx.Done, never closes out, and owns each image it receives
+// until it sends it on or releases it. Operators that drop images release
+// them and count them. Operators are configured through exported struct
+// fields (documented defaults) and built with the constructor functions;
+// their counters are safe to read from any goroutine while Run runs.
+//
+// Time-based operators (Throttle, Motion's debounce) use the frames'
+// timestamps (ChImage.Time), never the wall clock, so they behave the same
+// on a live camera, a fast replay and a test with synthetic time.
+// DropStale is the exception by design: age is wall-clock now minus the
+// frame's time.
+package operator
+
+import (
+	"context"
+
+	"github.com/chryscloud/chrysalis-go/flow"
+)
+
+// recv waits for the next image of in. ok is false when in is closed;
+// err is ctx.Err() when ctx ended first.
+func recv(ctx context.Context, in <-chan flow.Image) (img flow.Image, ok bool, err error) {
+	select {
+	case img, ok = <-in:
+		return img, ok, nil
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+}

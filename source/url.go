@@ -1,0 +1,457 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/asticode/go-astiav"
+
+	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/flow"
+	"github.com/chryscloud/chrysalis-go/internal/av"
+)
+
+// DefaultURLCamera is the ChImage.Camera of a URLSource without a name.
+const DefaultURLCamera = "url"
+
+// DefaultURLReadTimeout bounds a blocking network read of a URLSource.
+const DefaultURLReadTimeout = 10 * time.Second
+
+// ErrNoVideo: the input has no video stream.
+var ErrNoVideo = errors.New("source: input has no video stream")
+
+// URLOptions configures a URLSource. The zero value decodes a file or URL
+// to full-size BGR24 images as fast as the consumer takes them.
+type URLOptions struct {
+	// Camera is the name set in ChImage.Camera. Default DefaultURLCamera
+	// ("url").
+	Camera string
+	// Format of ChImage.Data. Default BGR24.
+	Format chrysalis.PixelFormat
+	// Width and Height resize during the format conversion (one swscale
+	// pass). 0, 0 (default) keeps the source size; one 0 keeps the aspect.
+	Width, Height int
+	// Realtime paces a file at its frame timing, as a live camera would
+	// deliver it. Default false: as fast as the consumer takes frames.
+	// Live URLs are paced by their sender; it does not apply to them.
+	Realtime bool
+	// Loop restarts a file at its end; frame timestamps keep increasing
+	// across passes. Default false: Run returns nil at the end. Does not
+	// apply to live URLs (they end when the sender ends; there is no
+	// reconnect: use package ingest for a supervised camera).
+	Loop bool
+	// Threads is the decoder thread count. Default 0: FFmpeg's choice for
+	// files, 1 for live URLs (frame threading delays each frame by
+	// threads-1 packets).
+	Threads int
+	// InputFormat forces a demuxer ("flv", "mpegts", "v4l2"). Default: probe.
+	InputFormat string
+	// InputOptions are passed to avformat_open_input, after ours (they
+	// win), e.g. {"rtsp_transport": "tcp"} or {"listen": "1"}.
+	InputOptions map[string]string
+	// ReadTimeout bounds each blocking network read (rw_timeout, and the
+	// RTSP socket timeout) of a live URL. Default DefaultURLReadTimeout
+	// (10 s). Cancelling ctx interrupts any read at once regardless.
+	ReadTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// URLSource demuxes any FFmpeg input (a file, or an rtsp/rtmp/http/srt...
+// URL) with go-astiav and decodes its first video stream to images, without
+// a frame cache.
+//
+// Frame timestamps (ChImage.Time and ID.MS): for a live URL, the wall clock
+// when the frame was decoded; for a file, the wall-clock time Run started
+// plus the frame's pts offset from the first frame (plus the earlier passes'
+// durations when looping), so a file looks like a camera that started when
+// Run did. ChImage.Packet carries the encoded packet (Data, PTS, DTS,
+// TimeBase, codec name, extradata on keyframes) so a video sink can remux
+// untouched frames. ChImage.ID.Seq counts frames since Run started.
+//
+// Cancelling ctx interrupts a blocking open or read through FFmpeg's
+// interrupt callback (context.AfterFunc); Run then returns ctx.Err().
+//
+// Images carry no buffer pool (package chrysalis does not export one), so
+// each frame allocates its pixel buffer; Release is harmless.
+type URLSource struct {
+	// URL is the FFmpeg input: a path or a URL. Required.
+	URL string
+	// Options configures decoding and pacing.
+	Options URLOptions
+
+	frames, corrupt, passes atomic.Int64
+}
+
+var _ flow.Source = (*URLSource)(nil)
+
+// URL returns a source that decodes the FFmpeg input u.
+func URL(u string, o URLOptions) *URLSource { return &URLSource{URL: u, Options: o} }
+
+// Frames counts the images sent; Corrupt counts packets the decoder
+// rejected (decoding continues). Safe from any goroutine.
+func (s *URLSource) Frames() int64 { return s.frames.Load() }
+
+// Corrupt counts packets the decoder rejected.
+func (s *URLSource) Corrupt() int64 { return s.corrupt.Load() }
+
+// Passes counts the completed passes over a file (loops).
+func (s *URLSource) Passes() int64 { return s.passes.Load() }
+
+// urlScheme returns the lower-case scheme of in, or "" for a path.
+func urlScheme(in string) string {
+	i := strings.Index(in, ":")
+	if i <= 1 { // none, or a drive letter
+		return ""
+	}
+	s := strings.ToLower(in[:i])
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.') {
+			return ""
+		}
+	}
+	if s != "file" && !strings.HasPrefix(in[i:], "://") {
+		return "" // "name:with:colons.mp4" is a path
+	}
+	return s
+}
+
+// redact hides a password in a URL for logs and errors.
+func redact(in string) string {
+	u, err := url.Parse(in)
+	if err != nil || u.User == nil {
+		return in
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxx")
+	}
+	return u.String()
+}
+
+// urlRun is one Run's state across passes.
+type urlRun struct {
+	s      *URLSource
+	o      URLOptions
+	log    *slog.Logger
+	live   bool
+	input  string // redacted
+	base   time.Time
+	offset time.Duration // media time of the earlier passes
+	seq    uint64
+}
+
+// Run implements flow.Source. It returns nil when a file ends (unless
+// Loop) or a live URL's sender ends the stream, ctx.Err() on cancel, and
+// other errors as they come (open failure, no video stream...).
+func (s *URLSource) Run(ctx context.Context, out chan<- flow.Image) error {
+	if s.URL == "" {
+		return errors.New("source: URLSource needs a URL")
+	}
+	o := s.Options
+	if o.Camera == "" {
+		o.Camera = DefaultURLCamera
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultURLReadTimeout
+	}
+	if o.Format.BytesPerPixel() == 0 {
+		return fmt.Errorf("source: unsupported pixel format %v", o.Format)
+	}
+	sch := urlScheme(s.URL)
+	r := &urlRun{s: s, o: o, live: sch != "" && sch != "file", input: redact(s.URL), base: time.Now()}
+	r.log = o.Logger.With("input", r.input, "camera", o.Camera)
+	for {
+		n, dur, err := r.pass(ctx, out)
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if err != nil {
+			return err
+		}
+		s.passes.Add(1)
+		if r.live || !o.Loop {
+			return nil
+		}
+		if n == 0 {
+			return fmt.Errorf("source: %s: a whole pass produced no frame; not looping", r.input)
+		}
+		r.offset += dur
+	}
+}
+
+// openOptions are the avformat_open_input options: ours, then the user's.
+func (r *urlRun) openOptions() map[string]string {
+	m := map[string]string{}
+	if r.live {
+		us := strconv.FormatInt(r.o.ReadTimeout.Microseconds(), 10)
+		m["rw_timeout"] = us
+		if sch := urlScheme(r.s.URL); sch == "rtsp" || sch == "rtsps" {
+			m["timeout"] = us
+		}
+	}
+	for k, v := range r.o.InputOptions {
+		m[k] = v
+	}
+	if m["listen"] != "" && m["listen"] != "0" {
+		delete(m, "rw_timeout") // waiting for a pusher is unbounded; ctx cancels it
+	}
+	return m
+}
+
+// pass reads the input once. It returns the number of frames sent and the
+// media duration covered (for the next loop pass's timestamps).
+func (r *urlRun) pass(ctx context.Context, out chan<- flow.Image) (int64, time.Duration, error) {
+	fc := astiav.AllocFormatContext()
+	if fc == nil {
+		return 0, 0, errors.New("source: allocating a format context failed")
+	}
+	defer fc.Free()
+	ii := fc.SetInterruptCallback()
+	// FFmpeg keeps a pointer into ii until fc is freed.
+	defer runtime.KeepAlive(ii)
+	// Cancel interrupts a blocking open/read now; stop() (or waiting for a
+	// running callback) guarantees the callback is over before fc is freed.
+	cbDone := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(cbDone)
+		ii.Interrupt()
+	})
+	defer func() {
+		if !stop() {
+			<-cbDone
+		}
+	}()
+
+	dict := astiav.NewDictionary()
+	defer dict.Free()
+	for k, v := range r.openOptions() {
+		if err := dict.Set(k, v, 0); err != nil {
+			return 0, 0, fmt.Errorf("source: input option %s=%s: %w", k, v, err)
+		}
+	}
+	var ifmt *astiav.InputFormat
+	if r.o.InputFormat != "" {
+		if ifmt = astiav.FindInputFormat(r.o.InputFormat); ifmt == nil {
+			return 0, 0, fmt.Errorf("source: unknown input format %q", r.o.InputFormat)
+		}
+	}
+	if err := fc.OpenInput(r.s.URL, ifmt, dict); err != nil {
+		return 0, 0, fmt.Errorf("source: open %s: %w", r.input, err)
+	}
+	defer fc.CloseInput()
+	if err := fc.FindStreamInfo(nil); err != nil {
+		return 0, 0, fmt.Errorf("source: probe %s: %w", r.input, err)
+	}
+	var vs *astiav.Stream
+	for _, st := range fc.Streams() {
+		if st.CodecParameters().MediaType() == astiav.MediaTypeVideo {
+			vs = st
+			break
+		}
+	}
+	if vs == nil {
+		return 0, 0, fmt.Errorf("source: %s: %w", r.input, ErrNoVideo)
+	}
+	cp := vs.CodecParameters()
+	codec := cache.Codec{Name: cp.CodecID().Name(), Width: cp.Width(), Height: cp.Height(), Extradata: cp.ExtraData()}
+	if pf := cp.PixelFormat(); pf != astiav.PixelFormatNone {
+		codec.PixFmt = pf.Name()
+	}
+	threads := r.o.Threads
+	if threads == 0 && r.live {
+		threads = 1
+	}
+	dec, err := av.NewDecoder(av.CodecParams{Name: codec.Name, Width: codec.Width, Height: codec.Height, PixFmt: codec.PixFmt,
+		Extradata: codec.Extradata}, av.DecoderOptions{Threads: threads, Logger: r.log})
+	if err != nil {
+		return 0, 0, fmt.Errorf("source: %s: %w", r.input, err)
+	}
+	defer dec.Close()
+	var conv av.Converter
+	defer conv.Close()
+
+	d := &urlDecode{r: r, out: out, vidx: vs.Index(), tb: vs.TimeBase().Float64(), codec: codec,
+		meta: map[int64]cache.Packet{}, firstPTS: av.NoPTS, frameDur: frameDuration(vs), conv: &conv}
+	r.log.Debug("input open", "codec", codec.Name, "width", codec.Width, "height", codec.Height, "live", r.live)
+
+	pkt := astiav.AllocPacket()
+	if pkt == nil {
+		return 0, 0, errors.New("source: allocating a packet failed")
+	}
+	defer pkt.Free()
+	emit := func(f *av.Frame) error { return d.emit(ctx, f) }
+	gotKey := false
+	for {
+		if err := fc.ReadFrame(pkt); err != nil {
+			if ctx.Err() != nil {
+				return d.n, d.span(), ctx.Err()
+			}
+			if errors.Is(err, astiav.ErrEagain) {
+				if err := sleep(ctx, 5*time.Millisecond); err != nil {
+					return d.n, d.span(), err
+				}
+				continue
+			}
+			if errors.Is(err, astiav.ErrEof) {
+				break
+			}
+			return d.n, d.span(), fmt.Errorf("source: read %s: %w", r.input, err)
+		}
+		if pkt.StreamIndex() != d.vidx {
+			pkt.Unref()
+			continue
+		}
+		key := pkt.Flags().Has(astiav.PacketFlagKey)
+		if !gotKey && !key {
+			pkt.Unref() // a live stream joined mid-GOP: nothing decodable yet
+			continue
+		}
+		gotKey = true
+		p := cache.Packet{Keyframe: key, Data: pkt.Data(), PTS: pkt.Pts(), DTS: pkt.Dts(), TimeBase: d.tb,
+			Width: codec.Width, Height: codec.Height, CodecName: codec.Name, PixFmt: codec.PixFmt, Number: d.pkts}
+		pkt.Unref()
+		if key {
+			p.Extradata = codec.Extradata
+		}
+		d.pkts++
+		if err := d.decode(dec, p, emit); err != nil {
+			return d.n, d.span(), err
+		}
+	}
+	err = dec.Flush(func(f *av.Frame) error { return d.emit(ctx, f) })
+	var de *av.DecodeError
+	if errors.As(err, &de) {
+		r.s.corrupt.Add(1)
+		err = nil
+	}
+	return d.n, d.span(), err
+}
+
+// frameDuration is the stream's nominal frame interval, 40 ms if unknown.
+func frameDuration(vs *astiav.Stream) time.Duration {
+	for _, fr := range []astiav.Rational{vs.AvgFrameRate(), vs.RFrameRate()} {
+		if fr.Num() > 0 && fr.Den() > 0 {
+			if d := time.Duration(float64(time.Second) * float64(fr.Den()) / float64(fr.Num())); d > 0 && d < 10*time.Second {
+				return d
+			}
+		}
+	}
+	return 40 * time.Millisecond
+}
+
+// urlDecode is one pass's decoding state.
+type urlDecode struct {
+	r        *urlRun
+	out      chan<- flow.Image
+	vidx     int
+	tb       float64
+	codec    cache.Codec
+	conv     *av.Converter
+	meta     map[int64]cache.Packet // packet by pts, to label frames
+	last     cache.Packet
+	pkts     int64
+	n        int64
+	firstPTS int64
+	lastOff  time.Duration // media offset of the newest frame in this pass
+	frameDur time.Duration
+}
+
+// span is the media time this pass covered: its last frame's offset plus
+// one frame.
+func (d *urlDecode) span() time.Duration {
+	if d.n == 0 {
+		return 0
+	}
+	return d.lastOff + d.frameDur
+}
+
+func (d *urlDecode) decode(dec *av.Decoder, p cache.Packet, emit func(*av.Frame) error) error {
+	if len(d.meta) > 1024 {
+		clear(d.meta) // frames the decoder dropped; never grow without bound
+	}
+	d.meta[p.PTS] = p
+	d.last = p
+	err := dec.Decode(p.Data, p.PTS, p.DTS, p.Keyframe, emit)
+	var de *av.DecodeError
+	if errors.As(err, &de) {
+		d.r.s.corrupt.Add(1)
+		d.r.log.Debug("corrupt packet", "pts", p.PTS, "err", err)
+		return nil
+	}
+	return err
+}
+
+// emit converts one decoded frame, stamps it and sends it.
+func (d *urlDecode) emit(ctx context.Context, f *av.Frame) error {
+	r := d.r
+	p, ok := d.meta[f.Pts()]
+	if ok {
+		delete(d.meta, f.Pts())
+	} else {
+		p = d.last
+	}
+	var t time.Time
+	if r.live {
+		t = time.Now()
+	} else {
+		pts := f.Pts()
+		var off time.Duration
+		switch {
+		case pts == av.NoPTS:
+			off = d.lastOff + d.frameDur
+			if d.n == 0 {
+				off = 0
+			}
+		case d.firstPTS == av.NoPTS:
+			d.firstPTS = pts
+		default:
+			off = time.Duration(float64(pts-d.firstPTS) * d.tb * float64(time.Second))
+		}
+		d.lastOff = off
+		t = r.base.Add(r.offset + off)
+	}
+	ms := t.UnixMilli()
+	out, stride, w, h, err := d.conv.Convert(f, r.o.Width, r.o.Height, r.o.Format, nil)
+	if err != nil {
+		return fmt.Errorf("source: %s: %w", r.input, err)
+	}
+	id := cache.ID{MS: uint64(ms), Seq: r.seq}
+	r.seq++
+	p.ID, p.Timestamp = id, ms
+	img := &chrysalis.ChImage{
+		Camera: r.o.Camera, Time: time.UnixMilli(ms).UTC(), ID: id, Width: w, Height: h, Stride: stride,
+		Format: r.o.Format, Data: out, Keyframe: p.Keyframe || f.KeyFrame(), PictType: pictType(f.PictType()),
+		PTS: f.Pts(), Packet: p,
+	}
+	if r.o.Realtime && !r.live {
+		if err := sleepUntil(ctx, t); err != nil {
+			img.Release()
+			return err
+		}
+	}
+	if err := flow.Send(ctx, d.out, img); err != nil {
+		return err
+	}
+	d.n++
+	r.s.frames.Add(1)
+	return nil
+}
+
+func pictType(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
+}
