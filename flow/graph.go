@@ -198,7 +198,7 @@ func (g *Graph) validate() error {
 }
 
 // Run runs the graph until every source is exhausted and every image has
-// drained through (returns nil), a node fails (the graph is cancelled and
+// drained through, or every sink has returned (returns nil), a node fails (the graph is cancelled and
 // Run returns that node's error as a *NodeError), or ctx ends (returns
 // ctx.Err()). It returns only after every goroutine it started has exited.
 // A panic in a node becomes that node's error.
@@ -225,9 +225,13 @@ func (g *Graph) Run(ctx context.Context) error {
 	// its producer's distributor) and, when it has consumers, a raw output
 	// channel (owned by the graph, closed after the node's Run returns).
 	inputs := map[*Node]chan Image{}
+	var sinksLeft atomic.Int64
 	for _, n := range g.nodes {
 		if n.kind != kindSource {
 			inputs[n] = make(chan Image, n.edge.Buffer)
+		}
+		if n.kind == kindSink {
+			sinksLeft.Add(1)
 		}
 	}
 	for _, n := range g.nodes {
@@ -245,6 +249,9 @@ func (g *Graph) Run(ctx context.Context) error {
 			err := runNode(gctx, n, in, raw)
 			if err != nil && !(gctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))) {
 				fail(n, err)
+			}
+			if n.kind == kindSink && sinksLeft.Add(-1) == 0 {
+				cancel() // every sink is done: nothing left to feed
 			}
 			if raw != nil {
 				close(raw)

@@ -264,3 +264,26 @@ func TestValidation(t *testing.T) {
 		})
 	}
 }
+
+// When every sink is done (a window closed), the graph ends, even with a
+// live source that never runs out.
+func TestRunEndsWhenSinksAreDone(t *testing.T) {
+	g := flow.New(flow.Options{})
+	s := g.Source("src", &counter{n: -1})
+	g.Sink("three", flow.SinkFunc(func(ctx context.Context, in <-chan flow.Image) error {
+		for range 3 {
+			(<-in).Release()
+		}
+		return nil
+	}), s)
+	done := make(chan error, 1)
+	go func() { done <- g.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run kept going after its only sink returned")
+	}
+}
