@@ -57,6 +57,11 @@ type WindowReplay struct {
 	// MaxWait bounds the wait for the cache to reach a window's end. 0
 	// means Post + DefaultWindowMaxWait.
 	MaxWait time.Duration
+	// FromKeyframe starts each window's replay at the keyframe at or before
+	// t-Pre instead of at t-Pre itself, so a clip remuxed from the frames
+	// (which can only begin on a keyframe) keeps its whole pre-roll.
+	// Default false: exactly the frames of [t-Pre, t+Post].
+	FromKeyframe bool
 	// Logger defaults to Options.Logger, then slog.Default().
 	Logger *slog.Logger
 
@@ -294,6 +299,13 @@ func (w *WindowReplay) play(ctx context.Context, cam *chrysalis.Camera, start, e
 				return last, nil // nothing to replay
 			}
 			return last, err
+		}
+		if w.FromKeyframe && (cursor.IsZero() || from.After(cursor.Add(time.Millisecond))) {
+			// Not continuing the previous window: back up to its keyframe.
+			kf, err := w.Client.Cache().KeyframeAtOrBefore(ctx, w.Camera, cache.ID{MS: uint64(from.UnixMilli()), Seq: ^uint64(0)})
+			if err == nil && (cursor.IsZero() || kf.ID.Time().After(cursor)) {
+				from = kf.ID.Time()
+			}
 		}
 		if first := st.First.Time(); from.Before(first) {
 			from = first

@@ -9,5 +9,9 @@ func subcommands() []*cobra.Command {
 		newProbeCmd(),
 		newLatestCmd(),
 		newSnapshotCmd(),
+		newExportCmd(),
+		newDemoCmd(),
+		newWatchCmd(),
+		newVersionCmd(),
 	}
 }

@@ -57,6 +57,18 @@ func TestReadCommandsBadInput(t *testing.T) {
 		{"snapshot seconds not ms", []string{"snapshot", "--camera", "cam", "--at", "1760000000", "-o", "x.jpg"}, url, exitUsage, "milliseconds"},
 		{"snapshot before the cache", []string{"snapshot", "--camera", "cam", "--at", strconv.FormatInt(clipT0-1000, 10), "-o", filepath.Join(dir, "x.jpg")}, url, exitNotFound, "no keyframe"},
 		{"snapshot unknown flag", []string{"snapshot", "--camera", "cam", "--when", "-5s"}, url, exitUsage, "unknown flag"},
+		{"export no output", []string{"export", "--camera", "cam", "--from", "-5s"}, url, exitUsage, "no output"},
+		{"export bad extension", []string{"export", "--camera", "cam", "--from", "-5s", "-o", "x.avi"}, url, exitUsage, ".mp4 file or to a directory"},
+		{"export from after to", []string{"export", "--camera", "cam", "--from", "-1s", "--to", "-5s", "-o", "x.mp4"}, url, exitUsage, "is after --to"},
+		{"export bad format", []string{"export", "--camera", "cam", "--from", "-5s", "-o", dir + "/", "--format", "gif"}, url, exitUsage, "want jpg or png"},
+		{"export empty window", []string{"export", "--camera", "cam", "--from", strconv.FormatInt(clipT0+200*40, 10), "--to", strconv.FormatInt(clipT0+300*40, 10), "-o", filepath.Join(dir, "e.mp4")}, url, exitNotFound, "no frames in the window"},
+		{"export unknown camera", []string{"export", "--camera", "nope", "--from", "-5s", "-o", filepath.Join(dir, "u.mp4")}, url, exitNotFound, "unknown camera"},
+		{"version bad url", []string{"version", "--redis-url", "ftp://x"}, "", exitUsage, "bad --redis-url"},
+		{"version unreachable", []string{"version", "--redis-url", "redis://127.0.0.1:1"}, "", exitCache, "unreachable"},
+		{"demo bad fps", []string{"demo", "--fps", "0"}, "", exitUsage, "--fps must be positive"},
+		{"demo listen without input", []string{"demo", "--listen"}, "", exitUsage, "--listen needs --input"},
+		{"demo redis without input", []string{"demo", "--redis-url", "redis://127.0.0.1:1"}, "", exitUsage, "name the camera with --input"},
+		{"demo busy port", []string{"demo", "--http", "256.0.0.1:99999"}, "", exitUsage, "cannot serve the preview"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stderr, _ := runIngestCLI(t, ctx, tc.args, tc.env)
@@ -106,6 +118,31 @@ func TestReadCommands(t *testing.T) {
 	json.Unmarshal([]byte(run("snapshot", "--camera", "cam", "--at", strconv.FormatInt(clipT0+70*40, 10), "-o", filepath.Join(dir, "s.png"), "--json")), &r)
 	if r.TimestampMS != clipT0+50*40 || !r.Keyframe {
 		t.Fatalf("snapshot: %+v, want the keyframe at packet 50", r)
+	}
+	// export: remux from the keyframe at or before --from (packet 50 for
+	// --from at packet 60) to the last packet at or before --to (packet 89).
+	var e exportResult
+	json.Unmarshal([]byte(run("export", "--camera", "cam", "--from", strconv.FormatInt(clipT0+60*40, 10), "--to",
+		strconv.FormatInt(clipT0+89*40, 10), "-o", filepath.Join(dir, "e.mp4"), "--json")), &e)
+	if e.Frames != 40 || e.StartMS != clipT0+50*40 || e.EndMS != clipT0+89*40 {
+		t.Fatalf("export: %+v, want packets 50..89", e)
+	}
+	probe, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+		"stream=codec_name,nb_read_frames:format=duration", "-of", "default=nw=1", filepath.Join(dir, "e.mp4")).Output()
+	if err != nil || !strings.Contains(string(probe), "nb_read_frames=40") || !strings.Contains(string(probe), "duration=1.6") {
+		t.Fatalf("exported MP4: %v\n%s (want 40 frames, 1.6 s)", err, probe)
+	}
+	json.Unmarshal([]byte(run("export", "--camera", "cam", "--from", strconv.FormatInt(clipT0+60*40, 10), "--to",
+		strconv.FormatInt(clipT0+69*40, 10), "-o", filepath.Join(dir, "frames")+"/", "--format", "png", "--json")), &e)
+	pngs, _ := filepath.Glob(filepath.Join(dir, "frames", "*.png"))
+	if e.Frames != 10 || len(pngs) != 10 || e.StartMS != clipT0+60*40 {
+		t.Fatalf("export to images: %+v, %d files", e, len(pngs))
+	}
+	if out := run("version"); !strings.Contains(out, "FFmpeg    5.") || !strings.Contains(out, "OpenCV    4.") {
+		t.Fatalf("version: %s", out)
+	}
+	if out := run("version", "--redis-url", srv.URL()); !strings.Contains(out, "Redis     7.") {
+		t.Fatalf("version with Redis: %s", out)
 	}
 	f, _ = os.Open(filepath.Join(dir, "s.png"))
 	im, err = png.Decode(f)

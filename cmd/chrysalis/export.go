@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/sink"
+)
+
+// exportResult is export's --json output.
+type exportResult struct {
+	Camera string `json:"camera"`
+	Output string `json:"output"`
+	// Frames written; StartMS/EndMS the first and last frame's timestamps.
+	Frames  int64   `json:"frames"`
+	StartMS int64   `json:"start_timestamp"`
+	EndMS   int64   `json:"end_timestamp"`
+	Seconds float64 `json:"duration"`
+	Mode    string  `json:"mode"` // "remux" (MP4) or "images"
+}
+
+func newExportCmd() *cobra.Command {
+	var rf readFlags
+	var from, to, out, format string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "export --camera ID --from TIME --to TIME -o out.mp4|DIR/",
+		Short: "Export a time window as an MP4 (remuxed, no re-encode) or as decoded images",
+		Long: `export writes the camera's frames between --from and --to.
+
+With -o FILE.mp4 the cached packets are remuxed without re-encoding. An MP4 can
+only start on a keyframe, so the file starts at the keyframe at or before
+--from (up to one GOP earlier) and ends with the last frame at or before --to.
+
+With -o DIR/ (a trailing slash or an existing directory) every frame whose
+timestamp falls in [--from, --to] is decoded and written as an image
+(--format jpg or png) named <camera>_<unix ms>.<ext>.
+
+TIME is RFC 3339, unix milliseconds, or relative to now such as -10s.
+A progress bar shows when stderr is a terminal.`,
+		Example: `  chrysalis export --camera cam1 --from -30s --to now -o last30s.mp4
+  chrysalis export --camera cam1 --from 2026-11-25T12:00:00Z --to 2026-11-25T12:00:05Z -o frames/ --format png`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return usagef("no output: pass -o out.mp4 or -o DIR/")
+			}
+			toDir := isDirTarget(out)
+			if !toDir && strings.ToLower(filepath.Ext(out)) != ".mp4" {
+				return usagef("-o %q: write to a .mp4 file or to a directory (end it with /)", out)
+			}
+			if format != "jpg" && format != "png" {
+				return usagef("--format %q: want jpg or png", format)
+			}
+			now := time.Now()
+			start, err := parseTime("from", from, now)
+			if err != nil {
+				return err
+			}
+			end, err := parseTime("to", to, now)
+			if err != nil {
+				return err
+			}
+			if start.After(end) {
+				return usagef("--from %s is after --to %s", start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano))
+			}
+			cl, done, err := rf.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			var res exportResult
+			if toDir {
+				res, err = exportImages(cmd.Context(), cl, rf.camera, start, end, out, format)
+			} else {
+				res, err = exportMP4(cmd.Context(), cl, rf.camera, start, end, out)
+			}
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				return json.NewEncoder(w).Encode(res)
+			}
+			_, err = fmt.Fprintf(w, "%s: %d frames of %s (%s, %.2fs from %s)\n", res.Output, res.Frames, res.Camera, res.Mode,
+				res.Seconds, time.UnixMilli(res.StartMS).UTC().Format(time.RFC3339Nano))
+			return err
+		},
+	}
+	rf.register(c)
+	f := c.Flags()
+	f.StringVar(&from, "from", "", "window start TIME (required)")
+	f.StringVar(&to, "to", "now", "window end TIME")
+	f.StringVarP(&out, "output", "o", "", "FILE.mp4, or DIR/ for images")
+	f.StringVar(&format, "format", "jpg", "image format for -o DIR/: jpg or png")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return c
+}
+
+// progress returns a progress bar on stderr when it is a terminal, or nil.
+func progress(total int64, what string) *progressbar.ProgressBar {
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		return nil
+	}
+	return progressbar.NewOptions64(max(total, 1), progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+}
+
+// estimate guesses the frames in a window from the camera's probe, for
+// the progress bar.
+func estimate(ctx context.Context, cam *chrysalis.Camera, start, end time.Time) int64 {
+	p, err := cam.Probe(ctx)
+	if err != nil || p.FPS <= 0 {
+		return 0
+	}
+	return int64(end.Sub(start).Seconds()*p.FPS) + 1
+}
+
+func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, end time.Time, out string) (exportResult, error) {
+	res := exportResult{Camera: camera, Output: out, Mode: "remux"}
+	c := cl.Cache()
+	kf, err := c.KeyframeAtOrBefore(ctx, camera, cache.ID{MS: uint64(start.UnixMilli()), Seq: ^uint64(0)})
+	if errors.Is(err, cache.ErrNotFound) {
+		// No keyframe before the window: start at its first keyframe.
+		var kfs []cache.Packet
+		kfs, err = c.Keyframes(ctx, camera, cache.IDAt(start), cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)}, 1)
+		if err == nil && len(kfs) == 0 {
+			return res, fmt.Errorf("camera %q: no keyframe at or before %s, nor inside the window: %w", camera,
+				end.UTC().Format(time.RFC3339Nano), cache.ErrNotFound)
+		}
+		if err == nil {
+			kf = kfs[0]
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	codec, err := c.Codec(ctx, camera)
+	if err != nil && !errors.Is(err, cache.ErrUnknownCamera) {
+		return res, err
+	}
+	if len(kf.Extradata) > 0 {
+		codec = cache.Codec{Name: kf.CodecName, Width: kf.Width, Height: kf.Height, PixFmt: kf.PixFmt, Extradata: kf.Extradata}
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return res, err
+	}
+	w, err := sink.CreateMP4(out, codec, sink.VideoOptions{})
+	if err != nil {
+		return res, err
+	}
+	cam := cl.Camera(camera, chrysalis.CameraOptions{})
+	defer cam.Close()
+	bar := progress(estimate(ctx, cam, time.UnixMilli(int64(kf.ID.MS)), end), "export")
+	endID := cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)}
+	from := kf.ID
+	var first, last cache.ID
+	for {
+		pkts, err := c.Range(ctx, camera, from, endID, 256)
+		if err != nil {
+			w.Close()
+			return res, err
+		}
+		for _, p := range pkts {
+			if err := w.WritePacket(p); err != nil {
+				w.Close()
+				return res, err
+			}
+			if first.IsZero() {
+				first = p.ID
+			}
+			last = p.ID
+			if bar != nil {
+				bar.Add(1)
+			}
+		}
+		if len(pkts) < 256 {
+			break
+		}
+		from = pkts[len(pkts)-1].ID.Next()
+	}
+	if err := w.Close(); err != nil {
+		return res, err
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	st := w.Stats()
+	res.Frames, res.StartMS, res.EndMS = st.Packets, int64(first.MS), int64(last.MS)
+	res.Seconds = float64(res.EndMS-res.StartMS) / 1000
+	if res.Frames == 0 || last.MS < uint64(start.UnixMilli()) {
+		os.Remove(out)
+		return res, fmt.Errorf("camera %q: no frames in the window: %w", camera, cache.ErrNotFound)
+	}
+	return res, nil
+}
+
+func exportImages(ctx context.Context, cl *chrysalis.Client, camera string, start, end time.Time, dir, format string) (exportResult, error) {
+	res := exportResult{Camera: camera, Output: dir, Mode: "images"}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return res, err
+	}
+	cam := cl.Camera(camera, chrysalis.CameraOptions{})
+	defer cam.Close()
+	bar := progress(estimate(ctx, cam, start, end), "export")
+	for img, err := range cam.Past(ctx, start, end) {
+		if err != nil {
+			return res, err
+		}
+		name := filepath.Join(dir, fmt.Sprintf("%s_%d.%s", safeFileName(camera), img.TimestampMS(), format))
+		if err := writeImage(name, img); err != nil {
+			return res, err
+		}
+		if res.Frames == 0 {
+			res.StartMS = img.TimestampMS()
+		}
+		res.EndMS = img.TimestampMS()
+		res.Frames++
+		img.Release()
+		if bar != nil {
+			bar.Add(1)
+		}
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	if res.Frames == 0 {
+		return res, fmt.Errorf("camera %q: no frames in the window: %w", camera, cache.ErrNotFound)
+	}
+	res.Seconds = float64(res.EndMS-res.StartMS) / 1000
+	return res, nil
+}
+
+// safeFileName replaces characters that do not belong in a file name.
+func safeFileName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == ':' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+var _ io.Writer = (*progressbar.ProgressBar)(nil)

@@ -1,0 +1,257 @@
+// Package examples_test builds every example and runs them against the
+// in-process demo camera, so the documentation stays runnable.
+package examples_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"image/jpeg"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	// The examples are built by `go build`, which go test's result cache
+	// does not see: linking what they use into this test binary makes a
+	// change to the library re-run the test (see also build).
+	_ "github.com/chryscloud/chrysalis-go/examples/internal/excam"
+	_ "github.com/chryscloud/chrysalis-go/flow"
+	_ "github.com/chryscloud/chrysalis-go/operator"
+	_ "github.com/chryscloud/chrysalis-go/sink"
+	_ "github.com/chryscloud/chrysalis-go/sink/gocvwin"
+	_ "github.com/chryscloud/chrysalis-go/source"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// examples are the directories under examples/ holding a main package.
+var examples = []string{"probe", "latest-window", "past-images", "screenshot", "fan-out-models", "record-on-motion"}
+
+// TestExamples builds every example once, then runs them in parallel with
+// short durations against the in-process cache.
+func TestExamples(t *testing.T) {
+	bin := t.TempDir()
+	build(t, bin)
+
+	t.Run("probe", func(t *testing.T) {
+		t.Parallel()
+		out := runExample(t, bin, "probe", nil)
+		mustContain(t, out, "codec      h264 1280x720 yuv420p")
+		if n := intAfter(t, out, `frames\s+(\d+),`); n < 40 {
+			t.Errorf("probe saw %d frames, want >= 40 (2 s at 25 fps)", n)
+		}
+	})
+
+	t.Run("past-images", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		out := runExample(t, bin, "past-images", nil, "-last", "2s", "-every", "1s", "-out", dir)
+		if n := intAfter(t, out, `frames\s+(\d+) \(`); n < 45 || n > 55 {
+			t.Errorf("past-images read %d frames over 2 s, want about 50", n)
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*.jpg"))
+		if len(files) < 2 {
+			t.Fatalf("past-images wrote %d JPEGs, want >= 2", len(files))
+		}
+		checkJPEG(t, files[0], 1280, 720)
+	})
+
+	t.Run("screenshot", func(t *testing.T) {
+		t.Parallel()
+		shot := filepath.Join(t.TempDir(), "shot.jpg")
+		out := runExample(t, bin, "screenshot", nil, "-ago", "1s", "-width", "640", "-out", shot)
+		mustContain(t, out, "picture type I")
+		checkJPEG(t, shot, 640, 360)
+	})
+
+	t.Run("fan-out-models", func(t *testing.T) {
+		t.Parallel()
+		out := runExample(t, bin, "fan-out-models", nil, "-duration", "4s")
+		fast := intAfter(t, out, `detector\s+(\d+) frames`)
+		slow := intAfter(t, out, `model\s+(\d+) frames`)
+		// 10 fps and 1 fps for 4 s: the slow model must not hold the
+		// detector back.
+		if fast < 25 || slow < 2 || fast < 5*slow {
+			t.Errorf("detector %d frames, model %d: want about 40 and 4", fast, slow)
+		}
+		mustContain(t, out, "throttle-1fps")
+	})
+
+	t.Run("record-on-motion", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		// The demo box moves between 4 s and 7 s: its window ends at about
+		// 9 s, and the clip is finalized when the run ends.
+		out := runExample(t, bin, "record-on-motion", nil, "-duration", "12s", "-out", dir)
+		clips, _ := filepath.Glob(filepath.Join(dir, "*.mp4"))
+		if len(clips) == 0 {
+			t.Fatalf("no clip written")
+		}
+		mustContain(t, out, "clip "+clips[0])
+		b, err := os.ReadFile(clips[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 10_000 || string(b[4:8]) != "ftyp" {
+			t.Errorf("%s: %d bytes, starts %q: not an MP4", clips[0], len(b), b[:min(len(b), 8)])
+		}
+	})
+
+	t.Run("latest-window", func(t *testing.T) {
+		t.Parallel()
+		if _, err := exec.LookPath("Xvfb"); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("Xvfb not installed and CI=true (apt-get install xvfb)")
+			}
+			t.Skip("Xvfb not installed")
+		}
+		env := []string{"DISPLAY=" + startXvfb(t), "QT_X11_NO_MITSHM=1", "XDG_RUNTIME_DIR=" + t.TempDir()}
+		for _, mode := range []string{"graph", "loop"} {
+			t.Run(mode, func(t *testing.T) {
+				t.Parallel()
+				args := []string{"-duration", "3s"}
+				if mode == "loop" {
+					args = append(args, "-loop")
+				}
+				out := runExample(t, bin, "latest-window", env, args...)
+				if n := intAfter(t, out, `showed (\d+) frames`); n < 10 {
+					t.Errorf("showed %d frames in 3 s, want >= 10", n)
+				}
+			})
+		}
+	})
+}
+
+// build compiles every example into dir.
+func build(t *testing.T, dir string) {
+	t.Helper()
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	for _, e := range examples {
+		args = append(args, "./"+e)
+		// Reading the sources makes go test's result cache depend on them.
+		files, _ := filepath.Glob(filepath.Join(e, "*.go"))
+		if len(files) == 0 {
+			t.Fatalf("example %s has no Go files", e)
+		}
+		for _, f := range files {
+			if _, err := os.ReadFile(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start := time.Now()
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Logf("built %d examples in %v", len(examples), time.Since(start).Round(time.Millisecond))
+	for _, e := range examples {
+		if _, err := os.Stat(filepath.Join(dir, e)); err != nil {
+			t.Fatalf("example %s was not built: %v", e, err)
+		}
+	}
+}
+
+// runExample runs an example to completion and returns its standard
+// output; it fails the test unless the example exits 0 in time.
+func runExample(t *testing.T, bin, name string, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, name), args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("%s %s: %v\n%s", name, strings.Join(args, " "), time.Since(start).Round(time.Millisecond), stdout.String())
+	if err != nil {
+		t.Fatalf("%s: %v\nstderr:\n%s", name, err, stderr.String())
+	}
+	return stdout.String()
+}
+
+func mustContain(t *testing.T, out, want string) {
+	t.Helper()
+	if !strings.Contains(out, want) {
+		t.Errorf("output lacks %q", want)
+	}
+}
+
+// intAfter returns the integer captured by re's first group in out.
+func intAfter(t *testing.T, out, re string) int {
+	t.Helper()
+	m := regexp.MustCompile(re).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("output lacks %s", re)
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func checkJPEG(t *testing.T, path string, w, h int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := jpeg.DecodeConfig(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if cfg.Width != w || cfg.Height != h {
+		t.Errorf("%s is %dx%d, want %dx%d", path, cfg.Width, cfg.Height, w, h)
+	}
+}
+
+// startXvfb starts a virtual X server on a free display and returns its
+// name (":N"); it is stopped when the test ends.
+func startXvfb(t *testing.T) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// -displayfd: Xvfb picks a free display and writes its number to fd 3
+	// once it accepts connections.
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x1024x24", "-nolisten", "tcp")
+	cmd.ExtraFiles = []*os.File{w}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		t.Fatal(err)
+	}
+	w.Close()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(r).ReadString('\n')
+		line <- strings.TrimSpace(s)
+	}()
+	select {
+	case n := <-line:
+		if n == "" {
+			t.Fatalf("Xvfb did not start: %s", stderr.String())
+		}
+		return ":" + n
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Xvfb did not report a display: %s", stderr.String())
+	}
+	return ""
+}

@@ -1,0 +1,241 @@
+package sink
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"image/jpeg"
+	"image/png"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/chryscloud/chrysalis-go/flow"
+)
+
+// ImageOptions configures ImageFiles. The zero value writes every image as
+// a quality-90 JPEG named "{camera}_{ts}.jpg".
+type ImageOptions struct {
+	// Format is "jpeg" (default; "jpg" is accepted) or "png".
+	Format string
+	// Quality is the JPEG quality, 1..100. Default 90. Ignored for PNG.
+	Quality int
+	// Pattern names each file, relative to the directory; it may contain
+	// subdirectories, which are created. Placeholders:
+	//	{camera} the camera id, with path separators and other characters
+	//	         unsafe in file names replaced by '_'
+	//	{ts}     the frame timestamp in UTC milliseconds since the epoch
+	//	{time}   the frame timestamp as UTC "20060102T150405.000Z"
+	//	{seq}    the number of this file among those written, from 000001
+	// Default "{camera}_{ts}.jpg" (".png" for PNG). Two frames that map
+	// to the same name overwrite each other; add {seq} to keep both.
+	Pattern string
+	// Every writes at most one image per interval of frame time: an image
+	// is written when its timestamp is at least Every after the last one
+	// written. 0 (default) writes every image.
+	Every time.Duration
+	// OnWrite, if set, is called with the path of each file after it was
+	// renamed into place, from the sink's goroutine.
+	OnWrite func(path string)
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// ImageWriter is the sink returned by ImageFiles.
+type ImageWriter struct {
+	dir     string
+	o       ImageOptions
+	log     *slog.Logger
+	written atomic.Int64
+}
+
+var _ flow.Sink = (*ImageWriter)(nil)
+
+// ImageFiles returns a sink that encodes images (BGR24, RGB24 or GRAY8) to
+// JPEG or PNG files under dir. Each file is written to a temporary name in
+// its directory and renamed into place, so readers never see a partial
+// file. Options are validated when Run starts.
+func ImageFiles(dir string, o ImageOptions) *ImageWriter {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &ImageWriter{dir: dir, o: o, log: o.Logger}
+}
+
+// Written is the number of files written so far; safe from any goroutine.
+func (w *ImageWriter) Written() int64 { return w.written.Load() }
+
+func (w *ImageWriter) options() (ImageOptions, error) {
+	o := w.o
+	switch strings.ToLower(o.Format) {
+	case "", "jpeg", "jpg":
+		o.Format = "jpeg"
+	case "png":
+		o.Format = "png"
+	default:
+		return o, fmt.Errorf("sink: image format %q: want jpeg or png", o.Format)
+	}
+	if o.Quality == 0 {
+		o.Quality = 90
+	}
+	if o.Quality < 1 || o.Quality > 100 {
+		return o, fmt.Errorf("sink: JPEG quality %d out of 1..100", o.Quality)
+	}
+	if o.Pattern == "" {
+		o.Pattern = "{camera}_{ts}.jpg"
+		if o.Format == "png" {
+			o.Pattern = "{camera}_{ts}.png"
+		}
+	}
+	if err := checkPattern(o.Pattern); err != nil {
+		return o, err
+	}
+	if o.Every < 0 {
+		return o, fmt.Errorf("sink: negative Every %v", o.Every)
+	}
+	return o, nil
+}
+
+// Run implements flow.Sink.
+func (w *ImageWriter) Run(ctx context.Context, in <-chan flow.Image) error {
+	o, err := w.options()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	var (
+		px      pixBuf
+		last    int64
+		started bool
+		bw      = bufio.NewWriterSize(nil, 256<<10)
+	)
+	for {
+		var img flow.Image
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case img, ok = <-in:
+			if !ok {
+				return nil
+			}
+		}
+		ts := img.Time.UnixMilli()
+		if o.Every > 0 && started && ts-last < o.Every.Milliseconds() {
+			img.Release()
+			continue
+		}
+		seq := w.written.Load() + 1
+		name := filepath.Join(w.dir, expandPattern(o.Pattern, img.Camera, img.Time, seq))
+		err := w.write(name, img, &px, bw, o)
+		img.Release()
+		if err != nil {
+			return err
+		}
+		started, last = true, ts
+		w.written.Add(1)
+		if o.OnWrite != nil {
+			o.OnWrite(name)
+		}
+	}
+}
+
+// write encodes img into a temporary file next to name and renames it.
+func (w *ImageWriter) write(name string, img flow.Image, px *pixBuf, bw *bufio.Writer, o ImageOptions) (err error) {
+	m, err := px.view(img)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(name)
+	if dir != w.dir {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("sink: %w", err)
+		}
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw.Reset(f)
+	if o.Format == "png" {
+		err = png.Encode(bw, m)
+	} else {
+		err = jpeg.Encode(bw, m, &jpeg.Options{Quality: o.Quality})
+	}
+	if err != nil {
+		return fmt.Errorf("sink: encoding %s: %w", name, err)
+	}
+	if err = bw.Flush(); err != nil {
+		return fmt.Errorf("sink: writing %s: %w", name, err)
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("sink: writing %s: %w", name, err)
+	}
+	if err = os.Rename(f.Name(), name); err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	return nil
+}
+
+var placeholders = []string{"{camera}", "{ts}", "{time}", "{seq}"}
+
+// checkPattern rejects unknown {placeholders} and absolute or escaping
+// patterns.
+func checkPattern(p string) error {
+	if filepath.IsAbs(p) || strings.HasPrefix(filepath.Clean(p), "..") {
+		return fmt.Errorf("sink: pattern %q must be relative to the directory", p)
+	}
+	rest := p
+	for _, ph := range placeholders {
+		rest = strings.ReplaceAll(rest, ph, "")
+	}
+	if i := strings.IndexByte(rest, '{'); i >= 0 {
+		return fmt.Errorf("sink: pattern %q: unknown placeholder near %q (known: %s)", p, rest[i:], strings.Join(placeholders, " "))
+	}
+	if filepath.Base(rest) == "" || strings.HasSuffix(p, "/") {
+		return errors.New("sink: pattern names no file")
+	}
+	return nil
+}
+
+// expandPattern fills a checked pattern's placeholders.
+func expandPattern(p, camera string, t time.Time, seq int64) string {
+	t = t.UTC()
+	r := strings.NewReplacer(
+		"{camera}", safeName(camera),
+		"{ts}", strconv.FormatInt(t.UnixMilli(), 10),
+		"{time}", t.Format("20060102T150405.000Z"),
+		"{seq}", fmt.Sprintf("%06d", seq),
+	)
+	return r.Replace(p)
+}
+
+// safeName replaces characters that are unsafe in a file name.
+func safeName(s string) string {
+	if s == "" || s == "." || s == ".." {
+		return "camera"
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '/' || r == '\\' || r == ':' || r == '*' || r == '?' || r == '"' || r == '<' || r == '>' || r == '|' || r < 0x20:
+			return '_'
+		}
+		return r
+	}, s)
+}

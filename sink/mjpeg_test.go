@@ -1,0 +1,296 @@
+package sink_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"image/jpeg"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/flow"
+	"github.com/chryscloud/chrysalis-go/sink"
+)
+
+// frameSet hands out fresh, pool-less ChImages over a few decoded frames,
+// so a test can feed any number of images that sinks may release.
+type frameSet []flow.Image
+
+func (fs frameSet) get(i int) flow.Image {
+	s := fs[i%len(fs)]
+	return &chrysalis.ChImage{Camera: s.Camera, Time: s.Time.Add(time.Duration(i/len(fs)) * time.Second), ID: s.ID,
+		Width: s.Width, Height: s.Height, Stride: s.Stride, Format: s.Format, Data: s.Data}
+}
+
+func smallFrames(t *testing.T) frameSet {
+	t.Helper()
+	f := loadClip(t, "clip720.mp4")
+	return frameSet(f.images(t, chrysalis.CameraOptions{Width: 640, Height: 360}, 0, 24))
+}
+
+// runSink runs s on a new channel; stop closes the channel and returns
+// Run's error.
+func runSink(t *testing.T, s flow.Sink) (in chan flow.Image, stop func() error) {
+	t.Helper()
+	in = make(chan flow.Image)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background(), in) }()
+	var stopped bool
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		close(in)
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatal("sink did not return")
+			return nil
+		}
+	}
+	t.Cleanup(func() { stop() })
+	return in, stop
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// readParts reads n JPEG parts from an MJPEG response and decodes them.
+func readParts(t *testing.T, resp *http.Response, n int) {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/x-mixed-replace" || params["boundary"] == "" {
+		t.Fatalf("content type %q: %v", resp.Header.Get("Content-Type"), err)
+	}
+	mr := multipart.NewReader(resp.Body, params["boundary"])
+	for i := 0; i < n; i++ {
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		if ct := p.Header.Get("Content-Type"); ct != "image/jpeg" {
+			t.Fatalf("part %d: content type %q", i, ct)
+		}
+		img, err := jpeg.Decode(p)
+		if err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		if b := img.Bounds(); b.Dx() != 640 || b.Dy() != 360 {
+			t.Fatalf("part %d: %v", i, b)
+		}
+	}
+}
+
+func TestMJPEG(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	frames := smallFrames(t)
+	srv := NewServerForTest(t)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	defer srv.Close() // before ts.Close, which waits for streaming handlers
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+
+	in, stop := runSink(t, srv.Sink("cam one"))
+	get := func(path string) (int, []byte) {
+		resp, err := client.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+
+	t.Run("page", func(t *testing.T) {
+		code, body := get("/")
+		if code != 200 || !strings.Contains(string(body), `<img src="stream/cam%20one"`) {
+			t.Fatalf("%d %s", code, body)
+		}
+		if code, _ := get("/stream/nope"); code != 404 {
+			t.Fatalf("unknown stream: %d", code)
+		}
+	})
+
+	t.Run("lazy snapshot", func(t *testing.T) {
+		if code, _ := get("/snapshot/cam%20one.jpg"); code != http.StatusServiceUnavailable {
+			t.Fatalf("snapshot before any frame: %d", code)
+		}
+		for i := 0; i < 10; i++ {
+			in <- frames.get(i)
+		}
+		waitFor(t, "10 images", func() bool { return srv.Stats("cam one").Received == 10 })
+		if st := srv.Stats("cam one"); st.Encoded != 0 {
+			t.Fatalf("nobody watching, yet %+v", st)
+		}
+		code, body := get("/snapshot/cam%20one.jpg")
+		if code != 200 {
+			t.Fatalf("snapshot: %d", code)
+		}
+		if _, err := jpeg.Decode(bytes.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+		get("/snapshot/cam%20one.jpg")
+		if st := srv.Stats("cam one"); st.Encoded != 1 {
+			t.Fatalf("two snapshots of one frame: %d encodes, want 1", st.Encoded)
+		}
+	})
+
+	// The producer sends as fast as it can for the whole subtest.
+	produce := func(ctx context.Context, from int) (sent chan int) {
+		sent = make(chan int, 1)
+		go func() {
+			n := 0
+			defer func() { sent <- n }()
+			for {
+				select {
+				case in <- frames.get(from + n):
+					n++
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		return sent
+	}
+
+	t.Run("stalled client", func(t *testing.T) {
+		// Baseline consumption rate with nobody watching.
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		base := <-produce(ctx, 0)
+		cancel()
+
+		// A client that never reads, with a tiny receive buffer so the
+		// server's writes block quickly.
+		d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		}}
+		stalled, err := d.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stalled.Close()
+		fmt.Fprintf(stalled, "GET /stream/cam%%20one HTTP/1.1\r\nHost: x\r\n\r\n")
+		waitFor(t, "the stalled watcher", func() bool { return srv.Stats("cam one").Watchers == 1 })
+
+		// Produce at full rate while a normal client reads 5 fresh frames,
+		// for at least 300 ms.
+		ctx, cancel = context.WithCancel(context.Background())
+		defer cancel()
+		before := srv.Stats("cam one")
+		began := time.Now()
+		sent := produce(ctx, 1000)
+		rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer rcancel()
+		req, _ := http.NewRequestWithContext(rctx, "GET", ts.URL+"/stream/cam%20one", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		readParts(t, resp, 5)
+		time.Sleep(300*time.Millisecond - time.Since(began))
+		cancel()
+		n := <-sent
+		el := time.Since(began)
+		// The last image sent may still be on its way into the counter.
+		waitFor(t, "the sink to count every image", func() bool { return srv.Stats("cam one").Received-before.Received == int64(n) })
+		after := srv.Stats("cam one")
+		rate, baseRate := float64(n)/el.Seconds(), float64(base)/0.3
+		t.Logf("sink consumed %.0f images/s with a stalled and a reading client (%.0f/s with nobody watching); %d encodes, %d parts sent",
+			rate, baseRate, after.Encoded-before.Encoded, after.Parts)
+		if after.Received-before.Received != int64(n) {
+			t.Fatalf("received %d of %d", after.Received-before.Received, n)
+		}
+		if rate < baseRate/10 || rate < 1000 {
+			t.Fatalf("sink slowed down: %.0f images/s vs %.0f without clients", rate, baseRate)
+		}
+		if after.Watchers != 2 {
+			t.Fatalf("%d watchers, want the stalled one and the reader", after.Watchers)
+		}
+
+		// Close ends both handlers, the stalled one included.
+		srv.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil && !strings.Contains(err.Error(), "closed") {
+			t.Logf("reader ended with %v", err)
+		}
+		resp.Body.Close()
+		waitFor(t, "handlers to return", func() bool { return srv.Stats("cam one").Watchers == 0 })
+		// A closed server still serves snapshots; the sink still consumes.
+		in <- frames.get(5000)
+		if code, _ := get("/snapshot/cam%20one.jpg"); code != 200 {
+			t.Fatalf("snapshot after Close: %d", code)
+		}
+		if code, _ := get("/stream/cam%20one"); code != http.StatusServiceUnavailable {
+			t.Fatalf("stream after Close: %d", code)
+		}
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// NewServerForTest returns a server with a short write timeout, closed at
+// the end of the test.
+func NewServerForTest(t *testing.T) *sink.MJPEGServer {
+	srv := sink.NewMJPEGServer(sink.MJPEGOptions{Quality: 80, WriteTimeout: 3 * time.Second})
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// MaxFPS caps the encodes of a watched stream.
+func TestMJPEGMaxFPS(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	frames := smallFrames(t)
+	srv := sink.NewMJPEGServer(sink.MJPEGOptions{MaxFPS: 10})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	defer srv.Close()
+	in, stop := runSink(t, srv.Sink("cam"))
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /stream/cam HTTP/1.1\r\nHost: x\r\n\r\n")
+	go io.Copy(io.Discard, bufio.NewReader(conn))
+	waitFor(t, "the watcher", func() bool { return srv.Stats("cam").Watchers == 1 })
+	start := time.Now()
+	for i := 0; time.Since(start) < time.Second; i++ {
+		in <- frames.get(i)
+		time.Sleep(2 * time.Millisecond)
+	}
+	st := srv.Stats("cam")
+	t.Logf("1 s at ~%d images/s, MaxFPS 10: %d encodes", st.Received, st.Encoded)
+	if st.Encoded < 3 || st.Encoded > 12 {
+		t.Fatalf("%d encodes in 1 s with MaxFPS 10", st.Encoded)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	conn.Close()
+}

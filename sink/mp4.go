@@ -1,0 +1,683 @@
+package sink
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/asticode/go-astiav"
+
+	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/internal/av"
+)
+
+// VideoMode chooses how a video sink turns images into a file.
+type VideoMode int
+
+const (
+	// Auto (the default) decides from the first image: Remux when it is
+	// untouched (!Modified) and carries its encoded packet, Encode
+	// otherwise. The choice holds for the whole file.
+	Auto VideoMode = iota
+	// Remux writes the images' original encoded packets without decoding or
+	// re-encoding: bit-exact and nearly free. Images before the first
+	// keyframe are skipped. Modified images are written from their original
+	// packet (the drawing is lost; a warning is logged once), images
+	// without a packet are skipped.
+	Remux
+	// Encode encodes the pixels with libx264 (yuv420p).
+	Encode
+)
+
+func (m VideoMode) String() string {
+	switch m {
+	case Auto:
+		return "auto"
+	case Remux:
+		return "remux"
+	case Encode:
+		return "encode"
+	}
+	return "VideoMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// VideoOptions configures the MP4 writers and sinks. The zero value
+// remuxes untouched images and otherwise encodes at 25 fps with libx264
+// preset veryfast, CRF 23, a keyframe every 2 s.
+type VideoOptions struct {
+	// Mode is Auto (default), Remux or Encode. Only the image sinks read
+	// it; an MP4Writer's mode is set by its first write.
+	Mode VideoMode
+	// FPS is the nominal frame rate when encoding (rate control and the
+	// keyframe interval), and the duration given to the last frame when
+	// there is no previous frame interval to copy. Frame timestamps, not
+	// FPS, set each frame's presentation time. Default 25.
+	FPS int
+	// Preset is the libx264 preset. Default "veryfast".
+	Preset string
+	// CRF is libx264's constant rate factor (0..51, lower is better).
+	// Default 23.
+	CRF int
+	// GOP is the keyframe interval in frames when encoding. Default 2*FPS.
+	GOP int
+	// FastStart moves the index (moov atom) to the front of the file when
+	// it is closed (movflags +faststart), for progressive playback over
+	// HTTP. It costs one extra pass over the file at Close.
+	FastStart bool
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (o VideoOptions) withDefaults() (VideoOptions, error) {
+	if o.FPS == 0 {
+		o.FPS = 25
+	}
+	if o.Preset == "" {
+		o.Preset = "veryfast"
+	}
+	if o.CRF == 0 {
+		o.CRF = 23
+	}
+	if o.GOP == 0 {
+		o.GOP = 2 * o.FPS
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	switch {
+	case o.FPS < 0 || o.FPS > 1000:
+		return o, fmt.Errorf("sink: FPS %d out of 1..1000", o.FPS)
+	case o.CRF < 0 || o.CRF > 51:
+		return o, fmt.Errorf("sink: CRF %d out of 0..51", o.CRF)
+	case o.GOP < 0:
+		return o, fmt.Errorf("sink: negative GOP %d", o.GOP)
+	case o.Mode < Auto || o.Mode > Encode:
+		return o, fmt.Errorf("sink: unknown %v", o.Mode)
+	}
+	return o, nil
+}
+
+// Errors callers branch on.
+var (
+	// ErrNoFrames: Close found nothing written (no keyframe ever came in
+	// remux mode, or no image at all); no file was created.
+	ErrNoFrames = errors.New("sink: no frames written")
+	// ErrCodecChanged: a keyframe's codec parameters (extradata or size)
+	// differ from the file's. The packet was not written; the writer stays
+	// usable, and the caller may Close it and start a new file.
+	ErrCodecChanged = errors.New("sink: codec parameters changed")
+	// ErrMixedInput: WritePacket and WriteImage were both used on one
+	// writer.
+	ErrMixedInput = errors.New("sink: packets and images mixed in one file")
+	// ErrClosed: the writer was closed.
+	ErrClosed = errors.New("sink: writer closed")
+)
+
+// MP4Stats are an MP4Writer's counters.
+type MP4Stats struct {
+	// Mode is Remux or Encode once the first write decided it, else Auto.
+	Mode VideoMode
+	// Packets is the number of video packets (= frames) in the file.
+	Packets int64
+	// Skipped counts packets not written: those before the first keyframe,
+	// and those after a gap in the packet numbering (a lost packet) up to
+	// the next keyframe, which could not be decoded.
+	Skipped int64
+}
+
+// tb is the writer's internal time base (90 kHz): fine enough to keep
+// original MPEG timestamps exact, coarse enough to never overflow.
+var tb = astiav.NewRational(1, 90000)
+
+const ticksPerMS = 90
+
+// maxSkew is how far (in ticks) a packet's own DTS step may differ from its
+// cache-clock step before the writer distrusts the packet timestamps (an
+// encoder restart or wrap) and follows the cache clock: 500 ms.
+const maxSkew = 45000
+
+// held is a packet waiting for its successor, which gives its duration.
+type held struct {
+	data     []byte
+	pts, dts int64 // ticks
+	key      bool
+}
+
+// MP4Writer writes one MP4 file, either by remuxing encoded packets
+// (WritePacket) or by encoding images (WriteImage); the first call decides
+// and the two cannot be mixed.
+//
+// The file is written under a temporary name in the target directory
+// (".<name>.*.part") and renamed to its path by Close after the trailer, so
+// a file at path is always complete and playable. Close must be called,
+// also on error and cancellation (e.g. Ctrl-C), to finalize it.
+//
+// Timestamps: a packet's decode time is its cache time (ID.MS, else
+// Timestamp) relative to the first packet written, except that the
+// packets' own DTS steps are used while they agree with the cache clock to
+// within 500 ms (exact encoder timing without arrival jitter); the
+// presentation time adds the packet's own PTS-DTS reorder delay. Each
+// frame lasts until the next one; the last one as long as the one before.
+// Encoded images are stamped by their Time.
+//
+// An MP4Writer is not safe for concurrent use, except Stats.
+type MP4Writer struct {
+	path, tmp string
+	o         VideoOptions
+	log       *slog.Logger
+	hint      cache.Codec
+
+	fc  *astiav.FormatContext
+	pb  *astiav.IOContext
+	st  *astiav.Stream
+	pkt *astiav.Packet
+	buf []byte
+
+	mode       VideoMode
+	headerDone bool
+	streamTB   astiav.Rational
+	extradata  []byte // remux: the codec parameters in the file
+	width      int
+	height     int
+
+	started     bool
+	firstMS     int64
+	lastMS      int64
+	lastDTS     int64
+	lastPTS     int64
+	haveOrig    bool
+	lastOrigDTS int64
+	lastOrigTB  float64
+	lastNumber  int64
+	shifted     bool
+	shift       int64 // ticks subtracted from every timestamp
+	gap         bool
+	pend        held
+	havePend    bool
+	lastDur     int64
+
+	enc *encoder
+
+	modeStat atomic.Int32 // mode, for Stats from other goroutines
+	packets  atomic.Int64
+	skipped  atomic.Int64
+	closed   bool
+	closeErr error
+}
+
+// NewMP4Writer creates an MP4 writer for path. It opens the temporary
+// output file right away, so an unwritable directory fails here. The
+// writer's mode is set by its first WritePacket (remux) or WriteImage
+// (encode) call.
+func NewMP4Writer(path string, o VideoOptions) (*MP4Writer, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	w := &MP4Writer{path: path, o: o, log: o.Logger}
+	// A unique temporary name, so two writers of one path cannot collide.
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
+	if err != nil {
+		return nil, fmt.Errorf("sink: %w", err)
+	}
+	w.tmp = f.Name()
+	f.Close()
+	if err := w.open(); err != nil {
+		w.free()
+		os.Remove(w.tmp)
+		return nil, err
+	}
+	return w, nil
+}
+
+// CreateMP4 creates an MP4 file at path for remuxing packets of the given
+// codec, typically straight from the cache:
+//
+//	w, err := sink.CreateMP4(path, codec, sink.VideoOptions{})
+//	...
+//	err = w.WritePacket(p) // for each packet, in cache order
+//	...
+//	err = w.Close()
+//
+// codec comes from cache.Cache.Codec; its extradata and size are used when
+// the first keyframe does not carry its own. A zero codec is allowed: the
+// parameters are then taken from the first keyframe.
+func CreateMP4(path string, codec cache.Codec, o VideoOptions) (*MP4Writer, error) {
+	if codec.Name != "" {
+		if _, err := codecID(codec.Name); err != nil {
+			return nil, err
+		}
+	}
+	w, err := NewMP4Writer(path, o)
+	if err != nil {
+		return nil, err
+	}
+	w.hint = codec
+	w.hint.Extradata = bytes.Clone(codec.Extradata)
+	return w, nil
+}
+
+func (w *MP4Writer) open() error {
+	fc, err := astiav.AllocOutputFormatContext(nil, "mp4", w.tmp)
+	if err != nil {
+		return fmt.Errorf("sink: allocating mp4 muxer: %w", err)
+	}
+	if fc == nil {
+		return errors.New("sink: allocating mp4 muxer failed")
+	}
+	w.fc = fc // freed by free
+	if w.pkt = astiav.AllocPacket(); w.pkt == nil {
+		return errors.New("sink: allocating packet failed")
+	}
+	pb, err := astiav.OpenIOContext(w.tmp, astiav.NewIOContextFlags(astiav.IOContextFlagWrite))
+	if err != nil {
+		return fmt.Errorf("sink: creating %s: %w", w.tmp, err)
+	}
+	w.pb = pb // closed by free
+	fc.SetPb(pb)
+	return nil
+}
+
+// free releases the FFmpeg objects. Idempotent.
+func (w *MP4Writer) free() error {
+	var err error
+	w.enc.close()
+	w.enc = nil
+	if w.pb != nil {
+		err = w.pb.Close()
+		w.pb = nil
+	}
+	if w.fc != nil {
+		w.fc.Free()
+		w.fc = nil
+	}
+	if w.pkt != nil {
+		w.pkt.Free()
+		w.pkt = nil
+	}
+	return err
+}
+
+// Path is the final path of the file.
+func (w *MP4Writer) Path() string { return w.path }
+
+// Stats returns the writer's counters; safe from any goroutine.
+func (w *MP4Writer) Stats() MP4Stats {
+	return MP4Stats{Mode: VideoMode(w.modeStat.Load()), Packets: w.packets.Load(), Skipped: w.skipped.Load()}
+}
+
+func (w *MP4Writer) setMode(m VideoMode) error {
+	if w.mode == m {
+		return nil
+	}
+	if w.mode != Auto {
+		return ErrMixedInput
+	}
+	w.mode = m
+	w.modeStat.Store(int32(m))
+	return nil
+}
+
+// packetMS is a packet's cache time in UTC ms.
+func packetMS(p cache.Packet) int64 {
+	if p.ID.MS != 0 {
+		return int64(p.ID.MS)
+	}
+	return p.Timestamp
+}
+
+// WritePacket remuxes one encoded packet. Packets must come in cache
+// (decode) order. Packets before the first keyframe are skipped, as are,
+// after a gap in their Number (when the ingest numbered them), those up to
+// the next keyframe. p.Data is copied; p is not retained.
+//
+// A keyframe whose codec parameters differ from the file's returns an
+// error wrapping ErrCodecChanged and is not written.
+func (w *MP4Writer) WritePacket(p cache.Packet) error {
+	if w.closed {
+		return ErrClosed
+	}
+	if err := w.setMode(Remux); err != nil {
+		return err
+	}
+	if len(p.Data) == 0 {
+		return nil
+	}
+	// Detect lost packets through the ingest's numbering.
+	if p.Number > 0 && w.lastNumber > 0 && p.Number != w.lastNumber+1 && !p.Keyframe && w.headerDone {
+		if !w.gap {
+			w.log.Warn("sink: gap in packet numbers; skipping to the next keyframe", "file", w.path,
+				"after", w.lastNumber, "got", p.Number)
+		}
+		w.gap = true
+	}
+	if p.Number > 0 {
+		w.lastNumber = p.Number
+	}
+	if p.Keyframe {
+		w.gap = false
+	}
+	if !w.headerDone {
+		if !p.Keyframe {
+			w.skipped.Add(1)
+			return nil
+		}
+		if err := w.remuxHeader(p); err != nil {
+			return err
+		}
+	} else if p.Keyframe {
+		if err := w.checkCodec(p); err != nil {
+			return err
+		}
+	}
+	if w.gap {
+		w.skipped.Add(1)
+		return nil
+	}
+	dts, pts := w.remuxTimes(p)
+	return w.queue(held{data: p.Data, pts: pts, dts: dts, key: p.Keyframe})
+}
+
+// remuxTimes computes a packet's decode and presentation time in ticks.
+func (w *MP4Writer) remuxTimes(p cache.Packet) (dts, pts int64) {
+	ms := packetMS(p)
+	orig := p.TimeBase > 0 && p.PTS != av.NoPTS && p.DTS != av.NoPTS
+	if w.started {
+		step := (ms - w.lastMS) * ticksPerMS
+		if orig && w.haveOrig && p.TimeBase == w.lastOrigTB {
+			od := int64(math.Round(float64(p.DTS-w.lastOrigDTS) * p.TimeBase * 90000))
+			if od > 0 && od-step <= maxSkew && step-od <= maxSkew {
+				step = od
+			}
+		}
+		dts = max(w.lastDTS+step, w.lastDTS+1)
+	} else {
+		w.started, w.firstMS = true, ms
+	}
+	pts = dts
+	if orig && p.PTS > p.DTS {
+		pts += int64(math.Round(float64(p.PTS-p.DTS) * p.TimeBase * 90000))
+	}
+	if !w.shifted {
+		// Start presentation at 0: with B-frames the first decode time
+		// becomes negative, as FFmpeg's own remux does.
+		w.shifted, w.shift = true, pts-dts
+	}
+	w.lastMS, w.lastDTS = ms, dts
+	w.haveOrig, w.lastOrigDTS, w.lastOrigTB = orig, p.DTS, p.TimeBase
+	return dts - w.shift, pts - w.shift
+}
+
+// remuxHeader creates the stream from the first keyframe and writes the
+// header.
+func (w *MP4Writer) remuxHeader(p cache.Packet) error {
+	name := p.CodecName
+	if name == "" {
+		name = w.hint.Name
+	}
+	if name == "" {
+		name = "h264"
+	}
+	id, err := codecID(name)
+	if err != nil {
+		return err
+	}
+	extra := p.Extradata
+	if len(extra) == 0 {
+		extra = w.hint.Extradata
+	}
+	wd, ht := p.Width, p.Height
+	if wd <= 0 || ht <= 0 {
+		wd, ht = w.hint.Width, w.hint.Height
+	}
+	if wd <= 0 || ht <= 0 {
+		// The muxer needs the size: decode the keyframe once to learn it.
+		if wd, ht, err = frameSize(name, extra, p); err != nil {
+			return err
+		}
+	}
+	st := w.fc.NewStream(nil)
+	if st == nil {
+		return errors.New("sink: creating mp4 stream failed")
+	}
+	cp := st.CodecParameters()
+	cp.SetMediaType(astiav.MediaTypeVideo)
+	cp.SetCodecID(id)
+	cp.SetWidth(wd)
+	cp.SetHeight(ht)
+	cp.SetCodecTag(0)
+	if id == astiav.CodecIDHevc && len(extra) > 0 && extra[0] == 1 {
+		// hvcC with parameter sets out of band: tag hvc1, which Apple
+		// players require (the muxer's default hev1 also plays elsewhere).
+		cp.SetCodecTag(astiav.CodecTag('h' | 'v'<<8 | 'c'<<16 | '1'<<24))
+	}
+	if pf := astiav.FindPixelFormatByName(p.PixFmt); p.PixFmt != "" && pf != astiav.PixelFormatNone {
+		cp.SetPixelFormat(pf)
+	}
+	if len(extra) > 0 {
+		if err := cp.SetExtraData(extra); err != nil {
+			return fmt.Errorf("sink: setting extradata: %w", err)
+		}
+	}
+	st.SetTimeBase(tb)
+	w.st = st
+	w.extradata, w.width, w.height = bytes.Clone(extra), wd, ht
+	return w.writeHeader()
+}
+
+// checkCodec reports ErrCodecChanged when keyframe p does not fit the file.
+func (w *MP4Writer) checkCodec(p cache.Packet) error {
+	switch {
+	case len(p.Extradata) > 0 && len(w.extradata) > 0 && !bytes.Equal(p.Extradata, w.extradata):
+		return fmt.Errorf("%w: new extradata at %s", ErrCodecChanged, p.ID)
+	case p.Width > 0 && p.Height > 0 && (p.Width != w.width || p.Height != w.height):
+		return fmt.Errorf("%w: size %dx%d -> %dx%d at %s", ErrCodecChanged, w.width, w.height, p.Width, p.Height, p.ID)
+	}
+	return nil
+}
+
+func (w *MP4Writer) writeHeader() error {
+	var d *astiav.Dictionary
+	if w.o.FastStart {
+		d = astiav.NewDictionary()
+		defer d.Free()
+		if err := d.Set("movflags", "+faststart", astiav.NewDictionaryFlags()); err != nil {
+			return fmt.Errorf("sink: %w", err)
+		}
+	}
+	if err := w.fc.WriteHeader(d); err != nil {
+		return fmt.Errorf("sink: writing mp4 header: %w", err)
+	}
+	w.headerDone = true
+	w.streamTB = w.st.TimeBase() // the muxer may have changed it
+	return nil
+}
+
+// queue holds p until the next packet gives its duration, and writes the
+// packet held before.
+func (w *MP4Writer) queue(p held) error {
+	if w.havePend {
+		dur := p.dts - w.pend.dts
+		if err := w.writeHeld(w.pend, dur); err != nil {
+			return err
+		}
+		w.lastDur = dur
+	}
+	w.pend.data = append(w.pend.data[:0], p.data...)
+	w.pend.pts, w.pend.dts, w.pend.key = p.pts, p.dts, p.key
+	w.havePend = true
+	return nil
+}
+
+// flushHeld writes the last held packet, as long as the one before it.
+func (w *MP4Writer) flushHeld() error {
+	if !w.havePend {
+		return nil
+	}
+	w.havePend = false
+	dur := w.lastDur
+	if dur <= 0 {
+		dur = int64(90000 / w.o.FPS)
+	}
+	return w.writeHeld(w.pend, dur)
+}
+
+func (w *MP4Writer) writeHeld(h held, dur int64) error {
+	// FFmpeg wants zeroed padding after the payload.
+	var zeros [64]byte
+	w.buf = append(append(w.buf[:0], h.data...), zeros[:]...)
+	if err := w.pkt.FromData(w.buf); err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	w.pkt.SetSize(len(h.data))
+	w.pkt.SetStreamIndex(w.st.Index())
+	w.pkt.SetPts(h.pts)
+	w.pkt.SetDts(h.dts)
+	w.pkt.SetDuration(dur)
+	var fl astiav.PacketFlags
+	if h.key {
+		fl = fl.Add(astiav.PacketFlagKey)
+	}
+	w.pkt.SetFlags(fl)
+	w.pkt.RescaleTs(tb, w.streamTB)
+	w.pkt.SetPos(-1)
+	// The muxer takes the packet's reference and leaves pkt blank.
+	if err := w.fc.WriteInterleavedFrame(w.pkt); err != nil {
+		w.pkt.Unref()
+		return fmt.Errorf("sink: writing packet: %w", err)
+	}
+	w.packets.Add(1)
+	return nil
+}
+
+// WriteImage encodes one image (BGR24, RGB24 or GRAY8) with libx264. The
+// first image sets the video size (rounded down to even numbers); later
+// images of another size are scaled to it. Images must come in time order;
+// each is stamped by its Time. img is only read during the call; the
+// caller keeps its reference.
+func (w *MP4Writer) WriteImage(img *chrysalis.ChImage) error {
+	if w.closed {
+		return ErrClosed
+	}
+	if err := w.setMode(Encode); err != nil {
+		return err
+	}
+	ms := img.Time.UnixMilli()
+	if w.enc == nil {
+		enc, err := newEncoder(img.Width&^1, img.Height&^1, w.o,
+			w.fc.OutputFormat().Flags().Has(astiav.IOFormatFlagGlobalheader))
+		if err != nil {
+			return err
+		}
+		w.enc = enc
+		st := w.fc.NewStream(nil)
+		if st == nil {
+			return errors.New("sink: creating mp4 stream failed")
+		}
+		if err := st.CodecParameters().FromCodecContext(enc.cc); err != nil {
+			return fmt.Errorf("sink: %w", err)
+		}
+		st.SetTimeBase(tb)
+		st.SetAvgFrameRate(astiav.NewRational(w.o.FPS, 1))
+		w.st = st
+		if err := w.writeHeader(); err != nil {
+			return err
+		}
+		w.started, w.firstMS = true, ms
+		w.lastPTS = -1
+	}
+	pts := max((ms-w.firstMS)*ticksPerMS, w.lastPTS+1)
+	w.lastPTS = pts
+	return w.enc.encode(img, pts, w.queue)
+}
+
+// Close finishes the file: it drains the encoder, writes the last packet
+// and the trailer, and renames the file into place. When nothing was
+// written it removes the temporary file and returns ErrNoFrames. Close is
+// idempotent: later calls return the first call's result.
+func (w *MP4Writer) Close() error {
+	if w.closed {
+		return w.closeErr
+	}
+	w.closed = true
+	var errs []error
+	if w.enc != nil && w.headerDone {
+		errs = append(errs, w.enc.flush(w.queue))
+	}
+	if w.headerDone {
+		errs = append(errs, w.flushHeld())
+		if err := w.fc.WriteTrailer(); err != nil {
+			errs = append(errs, fmt.Errorf("sink: writing mp4 trailer: %w", err))
+		}
+	}
+	if err := w.free(); err != nil {
+		errs = append(errs, fmt.Errorf("sink: closing %s: %w", w.tmp, err))
+	}
+	err := errors.Join(errs...)
+	switch {
+	case !w.headerDone || w.packets.Load() == 0:
+		os.Remove(w.tmp)
+		if err == nil {
+			err = ErrNoFrames
+		}
+	case err == nil:
+		if rerr := os.Rename(w.tmp, w.path); rerr != nil {
+			err = fmt.Errorf("sink: %w", rerr)
+		}
+	default:
+		// Keep what was written under its temporary name for inspection.
+		w.log.Error("sink: mp4 not finalized", "file", w.tmp, "err", err)
+	}
+	w.closeErr = err
+	return err
+}
+
+// codecID maps a cache codec name to FFmpeg's id.
+func codecID(name string) (astiav.CodecID, error) {
+	n := strings.ToLower(name)
+	switch n {
+	case "h265":
+		n = "hevc"
+	case "avc":
+		n = "h264"
+	}
+	c := astiav.FindDecoderByName(n)
+	if c == nil {
+		return 0, fmt.Errorf("sink: unknown codec %q", name)
+	}
+	return c.ID(), nil
+}
+
+// frameSize decodes keyframe p to learn the picture size.
+func frameSize(name string, extra []byte, p cache.Packet) (int, int, error) {
+	d, err := av.NewDecoder(av.CodecParams{Name: name, Extradata: extra}, av.DecoderOptions{Threads: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return 0, 0, fmt.Errorf("sink: %w", err)
+	}
+	defer d.Close()
+	var wd, ht int
+	got := func(f *av.Frame) error {
+		if wd == 0 {
+			wd, ht = f.Width(), f.Height()
+		}
+		return nil
+	}
+	if err := d.Decode(p.Data, p.PTS, p.DTS, true, got); err != nil {
+		return 0, 0, fmt.Errorf("sink: probing the video size: %w", err)
+	}
+	if err := d.Flush(got); err != nil {
+		return 0, 0, fmt.Errorf("sink: probing the video size: %w", err)
+	}
+	if wd <= 0 || ht <= 0 {
+		return 0, 0, errors.New("sink: video size unknown and the keyframe did not decode")
+	}
+	return wd, ht, nil
+}

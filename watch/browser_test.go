@@ -1,0 +1,225 @@
+package watch_test
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"go.uber.org/goleak"
+
+	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/internal/testclip"
+	"github.com/chryscloud/chrysalis-go/sink/hls"
+	"github.com/chryscloud/chrysalis-go/watch"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// The watch page in headless Chromium over a live 25 fps camera: the live
+// picture shows, the probe reads fps/size/codec, the screenshot control
+// loads an image, the export link gives an MP4 of the chosen length, and
+// the HLS player plays.
+func TestBrowser(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // registered first: runs after the other cleanups
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s missing and CI=true", chromiumPath)
+		}
+		t.Skipf("%s not installed", chromiumPath)
+	}
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{MaxAge: 30 * time.Second})
+	t.Cleanup(func() { mc.Close() })
+	// A camera that has been running for 5 s.
+	liveCamera(t, mc, "cam", clip, 5*time.Second)
+	cl := chrysalis.New(mc, chrysalis.Options{})
+	_, ts := server(t, watch.Options{Client: cl, Cameras: []string{"cam"},
+		HLS: hls.ServerOptions{Options: hls.Options{SegmentDuration: time.Second, ListSize: 3}}})
+
+	actx, acancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1400),
+	)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	// A watchdog instead of a timeout on the first Run (which would bound
+	// the browser's whole life).
+	watchdog := time.AfterFunc(60*time.Second, bcancel)
+	defer watchdog.Stop()
+
+	start := time.Now()
+	const card = `article[data-camera="cam"]`
+	if err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible(card+` img.live`)); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	// waitFor polls a boolean JS expression.
+	waitFor := func(what, expr string, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			if eval[bool](t, bctx, expr) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out after %v waiting for %s (%s)", within, what, expr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// The live picture.
+	waitFor("the live image", `document.querySelector('`+card+` img.live').naturalWidth > 0`, 15*time.Second)
+	time.Sleep(300 * time.Millisecond) // let a few parts replace the first
+	live, err := chromedp.Run(bctx, chromedp.Screenshot(card+` img.live`, chromedp.NodeVisible))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	livePath := filepath.Join(dir, "live.png")
+	if err := os.WriteFile(livePath, live, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := png.Decode(bytes.NewReader(live))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, mean := variance(m, m.Bounds())
+	t.Logf("live <img> screenshot %s: %v, luma mean %.1f, variance %.1f (%v after start)", livePath, m.Bounds().Size(), mean, v,
+		time.Since(start).Round(time.Millisecond))
+	if v < 200 {
+		t.Fatalf("the live image looks blank (variance %.1f)", v)
+	}
+	if natural := eval[int](t, bctx, `document.querySelector('`+card+` img.live').naturalWidth`); natural != 1280 {
+		t.Fatalf("live image is %d wide, want 1280", natural)
+	}
+
+	// The probe.
+	waitFor("the probe text", `/fps/.test(document.querySelector('`+card+` .probe').textContent)`, 5*time.Second)
+	probe := eval[string](t, bctx, `document.querySelector('`+card+` .probe').textContent`)
+	t.Logf("probe: %s", probe)
+	if !strings.Contains(probe, "h264 1280x720") || !strings.Contains(probe, "fps") {
+		t.Fatalf("probe text %q lacks codec, size or fps", probe)
+	}
+	fps, _ := strconv.ParseFloat(strings.Fields(strings.Split(probe, "·")[1])[0], 64)
+	if fps < 20 || fps > 30 {
+		t.Fatalf("probe fps %.2f, want about 25", fps)
+	}
+
+	// The screenshot control: 2 s ago.
+	if err := chromedp.Do(bctx,
+		chromedp.SetValue(card+` .shot-ago`, "2"),
+		chromedp.Click(card+` button.shot`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the screenshot", `document.querySelector('`+card+` img.shot').naturalWidth > 0`, 10*time.Second)
+	shot := eval[struct {
+		W    int    `json:"w"`
+		Info string `json:"info"`
+	}](t, bctx, `({w: document.querySelector('`+card+` img.shot').naturalWidth, info: document.querySelector('`+card+` .shot-info').textContent})`)
+	t.Logf("screenshot: %d wide, %q", shot.W, shot.Info)
+	if shot.W != 1280 || !strings.Contains(shot.Info, "keyframe at") {
+		t.Fatalf("screenshot %+v", shot)
+	}
+
+	// The export control: 3 s. Its link is fetched over HTTP and probed.
+	href := eval[string](t, bctx, `(() => {
+		const i = document.querySelector('`+card+` .export-last');
+		i.value = '3';
+		i.dispatchEvent(new Event('input'));
+		return document.querySelector('`+card+` a.export').href;
+	})()`)
+	if !strings.HasSuffix(href, "/api/export/cam?last=3s") {
+		t.Fatalf("export link %q", href)
+	}
+	r := get(t, href)
+	if r.code != 200 || r.h.Get("Content-Type") != "video/mp4" {
+		t.Fatalf("export: %d %q", r.code, r.body[:min(100, len(r.body))])
+	}
+	info := probeMP4(t, r.body)
+	frames, _ := strconv.Atoi(r.h.Get("X-Frames"))
+	t.Logf("export %s: %d bytes, %+v (X-Frames %d)", href, len(r.body), info, frames)
+	// From the keyframe at or before the window: 3 s plus up to one GOP
+	// (2 s) earlier.
+	if info.Codec != "h264" || info.Frames != frames || info.Duration < 2.9 || info.Duration > 5.1 ||
+		float64(info.Frames) < info.Duration*25-2 || float64(info.Frames) > info.Duration*25+2 {
+		t.Fatalf("export: %+v, X-Frames %d: want 3..5 s at 25 fps", info, frames)
+	}
+
+	// The node counters.
+	waitFor("node counters", `document.querySelectorAll('#nodes tr[data-node]').length >= 2`, 5*time.Second)
+
+	// HLS through hls.js, where this Chromium has H.264 in MSE.
+	if !eval[bool](t, bctx, `!!(window.MediaSource && MediaSource.isTypeSupported('video/mp4; codecs="avc1.640028"'))`) {
+		t.Logf("this Chromium has no H.264 Media Source support: HLS playback not checked (the playlist is checked by sink/hls tests)")
+	} else {
+		hlsStart := time.Now()
+		if err := chromedp.Do(bctx, chromedp.Click(card+` button.hls-play`)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor("HLS playback", `(() => { const v = document.querySelector('`+card+` video.hls'); return v.readyState >= 2 && v.videoWidth === 1280 && v.currentTime > 0; })()`, 20*time.Second)
+		hinfo := eval[string](t, bctx, `document.querySelector('`+card+` .hls-info').textContent + ' t=' + document.querySelector('`+card+` video.hls').currentTime.toFixed(2)`)
+		t.Logf("HLS playing after %v: %s", time.Since(hlsStart).Round(time.Millisecond), hinfo)
+	}
+
+	if page, err := chromedp.Run(bctx, chromedp.FullScreenshot(80)); err == nil {
+		p := filepath.Join(dir, "page.jpg")
+		if d := os.Getenv("WATCH_SCREENSHOT_DIR"); d != "" {
+			p = filepath.Join(d, "page.jpg")
+		}
+		os.WriteFile(p, page, 0o644)
+		t.Logf("page screenshot %s", p)
+	}
+	bcancel()
+	acancel()
+}
+
+// eval evaluates a JS expression in the page.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// variance returns the luma variance and mean over r.
+func variance(m image.Image, r image.Rectangle) (v, mean float64) {
+	var s, s2, n float64
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			cr, cg, cb, _ := m.At(x, y).RGBA()
+			l := (0.299*float64(cr) + 0.587*float64(cg) + 0.114*float64(cb)) / 257
+			s += l
+			s2 += l * l
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	mean = s / n
+	return s2/n - mean*mean, mean
+}
