@@ -164,9 +164,12 @@ type held struct {
 // Timestamp) relative to the first packet written, except that the
 // packets' own DTS steps are used while they agree with the cache clock to
 // within 500 ms (exact encoder timing without arrival jitter); the
-// presentation time adds the packet's own PTS-DTS reorder delay. Each
-// frame lasts until the next one; the last one as long as the one before.
-// Encoded images are stamped by their Time.
+// presentation time adds the packet's own PTS-DTS reorder delay, and all
+// times are shifted so the first frame is presented at 0 (with B-frames
+// the first decode times are then negative, as in FFmpeg's own remux).
+// Each frame lasts until the next one; the last one as long as the one
+// before (or 1/FPS when there is only one). Encoded images are stamped by
+// their Time relative to the first image.
 //
 // An MP4Writer is not safe for concurrent use, except Stats.
 type MP4Writer struct {
