@@ -32,7 +32,9 @@ func newVersionCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "version [--redis-url URL] [--json]",
 		Short: "Print the versions of chrysalis, FFmpeg, OpenCV and (with --redis-url) the Redis server",
-		Args:  noArgs,
+		Example: `  chrysalis version
+  chrysalis version --redis-url redis://localhost:6379 --json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := versionInfo{Chrysalis: "(devel)", Go: runtime.Version(), FFmpeg: ffmpegVersion(),
 				OpenCV: gocv.OpenCVVersion(), GoCV: gocv.Version()}
