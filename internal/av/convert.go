@@ -71,8 +71,11 @@ type scaleKey struct {
 // (resolution change mid-stream) or the target changes, so steady-state
 // conversions do not allocate. It is not safe for concurrent use.
 type Converter struct {
-	sws *astiav.SoftwareScaleContext
-	dst *astiav.Frame // scaled picture, owned by the Converter
+	// Threads is swscale's thread count; 0 (default) means 1. Set it before
+	// the first Convert.
+	Threads int
+
+	sws *scaler
 	key scaleKey
 }
 
@@ -100,17 +103,15 @@ func (c *Converter) Convert(f *Frame, dstW, dstH int, pf PixelFormat, dst []byte
 			return nil, 0, 0, 0, err
 		}
 	}
-	if err := c.sws.ScaleFrame(src, c.dst); err != nil {
-		return nil, 0, 0, 0, fmt.Errorf("av: convert: scaling failed: %w", err)
-	}
 	stride = w * bpp
 	n := stride * h
 	if cap(dst) < n {
 		dst = make([]byte, n)
 	}
 	out = dst[:n]
-	if _, err := c.dst.ImageCopyToBuffer(out, 1); err != nil {
-		return nil, 0, 0, 0, fmt.Errorf("av: convert: copying image failed: %w", err)
+	// One pass, straight into the caller's buffer: no intermediate frame.
+	if err := c.sws.scale(src, out, stride, h); err != nil {
+		return nil, 0, 0, 0, err
 	}
 	return out, stride, w, h, nil
 }
@@ -132,50 +133,28 @@ func targetSize(srcW, srcH, dstW, dstH int) (int, int, error) {
 	return dstW, dstH, nil
 }
 
-// setup (re)creates the swscale context and destination frame for k.
+// setup (re)creates the swscale context for k.
 func (c *Converter) setup(k scaleKey) error {
 	c.freeScaler()
 	// Resizing: bilinear. Same size: swscale uses its unscaled fast paths
 	// (e.g. SIMD yuv2rgb) when available; the flag then only picks the
 	// chroma interpolation of the generic path, where fast bilinear is enough.
-	flag := astiav.SoftwareScaleContextFlagBilinear
+	flag := swsBilinear
 	if k.srcW == k.dstW && k.srcH == k.dstH {
-		flag = astiav.SoftwareScaleContextFlagFastBilinear
+		flag = swsFastBilinear
 	}
-	sws, err := astiav.CreateSoftwareScaleContext(k.srcW, k.srcH, k.srcFmt, k.dstW, k.dstH, k.dstFmt,
-		astiav.NewSoftwareScaleContextFlags(flag))
+	sws, err := newScaler(k, flag, c.Threads)
 	if err != nil {
-		return fmt.Errorf("av: convert: creating scaler %dx%d %s -> %dx%d %s failed: %w",
-			k.srcW, k.srcH, k.srcFmt.Name(), k.dstW, k.dstH, k.dstFmt.Name(), err)
+		return err
 	}
-	c.sws = sws // owned by c, freed by freeScaler
-	if c.dst == nil {
-		if c.dst = astiav.AllocFrame(); c.dst == nil {
-			c.freeScaler()
-			return errors.New("av: convert: allocating frame failed")
-		}
-	}
-	c.dst.SetWidth(k.dstW)
-	c.dst.SetHeight(k.dstH)
-	c.dst.SetPixelFormat(k.dstFmt)
-	if err := c.dst.AllocBuffer(0); err != nil {
-		c.freeScaler()
-		return fmt.Errorf("av: convert: allocating frame buffer failed: %w", err)
-	}
-	c.key = k
+	c.sws, c.key = sws, k // owned by c, freed by freeScaler
 	return nil
 }
 
-// freeScaler releases the swscale context and the destination frame's
-// buffer (keeping the frame itself for reuse).
+// freeScaler releases the swscale context.
 func (c *Converter) freeScaler() {
-	if c.sws != nil {
-		c.sws.Free()
-		c.sws = nil
-	}
-	if c.dst != nil {
-		c.dst.Unref()
-	}
+	c.sws.free()
+	c.sws = nil
 	c.key = scaleKey{}
 }
 
@@ -187,9 +166,5 @@ func (c *Converter) Close() error {
 		return nil
 	}
 	c.freeScaler()
-	if c.dst != nil {
-		c.dst.Free()
-		c.dst = nil
-	}
 	return nil
 }

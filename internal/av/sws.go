@@ -1,0 +1,79 @@
+package av
+
+// #cgo pkg-config: libswscale libavutil
+// #include <stdint.h>
+// #include <libswscale/swscale.h>
+// #include <libavutil/opt.h>
+// #include <libavutil/frame.h>
+//
+// // chr_sws_new makes a swscale context with the given thread count (0:
+// // swscale's default of 1). astiav v0.16.0 exposes neither threads nor
+// // scaling into caller memory, hence this shim.
+// static struct SwsContext *chr_sws_new(int sw, int sh, int sf, int dw, int dh, int df, int flags, int threads) {
+//     struct SwsContext *c = sws_alloc_context();
+//     if (!c) return NULL;
+//     av_opt_set_int(c, "srcw", sw, 0);
+//     av_opt_set_int(c, "srch", sh, 0);
+//     av_opt_set_int(c, "src_format", sf, 0);
+//     av_opt_set_int(c, "dstw", dw, 0);
+//     av_opt_set_int(c, "dsth", dh, 0);
+//     av_opt_set_int(c, "dst_format", df, 0);
+//     av_opt_set_int(c, "sws_flags", flags, 0);
+//     if (threads > 0) av_opt_set_int(c, "threads", threads, 0);
+//     if (sws_init_context(c, NULL, NULL) < 0) { sws_freeContext(c); return NULL; }
+//     return c;
+// }
+//
+// // chr_sws_scale converts src into one packed plane at dst (stride bytes
+// // per row). dst is Go memory, used only for the duration of the call.
+// static int chr_sws_scale(struct SwsContext *c, const AVFrame *src, uint8_t *dst, int stride) {
+//     uint8_t *d[4] = {dst, NULL, NULL, NULL};
+//     int ls[4] = {stride, 0, 0, 0};
+//     return sws_scale(c, (const uint8_t * const *)src->data, src->linesize, 0, src->height, d, ls);
+// }
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"github.com/asticode/go-astiav"
+)
+
+// swsBilinear and swsFastBilinear are SWS_BILINEAR and SWS_FAST_BILINEAR.
+const (
+	swsBilinear     = C.SWS_BILINEAR
+	swsFastBilinear = C.SWS_FAST_BILINEAR
+)
+
+// scaler is a swscale context that writes straight into caller memory.
+type scaler struct{ c *C.struct_SwsContext }
+
+func newScaler(k scaleKey, flags, threads int) (*scaler, error) {
+	c := C.chr_sws_new(C.int(k.srcW), C.int(k.srcH), C.int(k.srcFmt), C.int(k.dstW), C.int(k.dstH), C.int(k.dstFmt),
+		C.int(flags), C.int(threads))
+	if c == nil {
+		return nil, fmt.Errorf("av: convert: creating scaler %dx%d %s -> %dx%d %s failed",
+			k.srcW, k.srcH, k.srcFmt.Name(), k.dstW, k.dstH, k.dstFmt.Name())
+	}
+	return &scaler{c: c}, nil
+}
+
+// scale converts src into dst (h rows of stride bytes).
+func (s *scaler) scale(src *astiav.Frame, dst []byte, stride, h int) error {
+	if len(dst) < stride*h || len(dst) == 0 {
+		return errors.New("av: convert: destination too small")
+	}
+	if n := C.chr_sws_scale(s.c, frameC(src), (*C.uint8_t)(unsafe.Pointer(&dst[0])), C.int(stride)); int(n) != h {
+		return fmt.Errorf("av: convert: scaling wrote %d of %d rows", int(n), h)
+	}
+	return nil
+}
+
+func (s *scaler) free() {
+	if s != nil && s.c != nil {
+		C.sws_freeContext(s.c)
+		s.c = nil
+	}
+}
