@@ -7,18 +7,26 @@ export GOFLAGS ?= -mod=readonly
 DEB_PKGS := pkg-config gcc libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev \
 	libswscale-dev libswresample-dev libavutil-dev libopencv-dev ffmpeg redis-server \
 	xvfb x11-apps imagemagick chromium
+# The PyAV peer of the benchmarks (the Python SDK's stack).
+BENCH_PKGS := python3-av python3-redis python3-protobuf python3-numpy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := bin/chrysalis
 DEMO_ARGS ?=
 
-.PHONY: all deps build test vet bench demo clean testdata generate
+.PHONY: all deps bench-deps build test vet bench demo clean testdata generate
 
 all: build
 
 # Idempotent and fast when everything is present: dpkg-query first, apt only
 # for what is missing.
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(DEB_PKGS)"
+
+bench-deps: deps
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(BENCH_PKGS)"
+
+install-pkgs:
+	@missing=$$(for p in $(PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
@@ -33,9 +41,10 @@ vet: deps
 test: deps vet
 	go test -race -timeout 20m ./...
 
-# Benchmarks against peers in the same run; see README "Performance".
-bench: deps
-	go test -run '^$$' -bench . -benchmem -benchtime 3x ./...
+# Benchmarks against peers in the same run (see bench/README.md), one
+# package at a time so they do not compete for the 2 cores.
+bench: bench-deps
+	go test -p 1 -run '^$$' -bench . -benchmem -benchtime 3x ./...
 
 demo: build
 	./$(BIN) demo $(DEMO_ARGS)
