@@ -154,12 +154,26 @@ func (im *ChImage) ToRGBA() *image.RGBA {
 	return out
 }
 
-// bufPool recycles frame buffers of one size class.
-type bufPool struct{ p sync.Pool }
+// bufPool recycles frame buffers: a small bounded free list rather than a
+// sync.Pool, because a GC empties a sync.Pool and a live pipeline would
+// then allocate a fresh multi-megabyte frame buffer.
+type bufPool struct {
+	mu   sync.Mutex
+	bufs [][]byte
+}
+
+// maxPooled bounds the free list: a graph rarely holds more frames than its
+// edge buffers.
+const maxPooled = 16
 
 func (b *bufPool) get(n int) []byte {
-	if v, ok := b.p.Get().(*[]byte); ok && cap(*v) >= n {
-		return (*v)[:n]
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := len(b.bufs) - 1; i >= 0; i-- {
+		if buf := b.bufs[i]; cap(buf) >= n {
+			b.bufs = append(b.bufs[:i], b.bufs[i+1:]...)
+			return buf[:n]
+		}
 	}
 	return make([]byte, n)
 }
@@ -168,5 +182,9 @@ func (b *bufPool) put(buf []byte) {
 	if cap(buf) == 0 {
 		return
 	}
-	b.p.Put(&buf)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.bufs) < maxPooled {
+		b.bufs = append(b.bufs, buf)
+	}
 }
