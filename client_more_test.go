@@ -111,27 +111,7 @@ func TestLatestSlowConsumer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// The camera: the clip's packets at 25 fps, wall-clock stamped.
-	if err := mc.SetCodec(ctx, "live", clip.CacheCodec()); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(40 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			p := clip.Packets[i%len(clip.Packets)]
-			if _, err := mc.Append(ctx, "live", &cache.Packet{Timestamp: time.Now().UnixMilli(), Keyframe: p.Key, Data: p.Data,
-				PTS: p.PTS, DTS: p.DTS, CodecName: "h264", Width: clip.Width, Height: clip.Height}); err != nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	live := clip.Live(t, mc, "live", 0)
 	cam := cl.Camera("live", chrysalis.CameraOptions{})
 	defer cam.Close()
 	var ages []time.Duration
@@ -150,8 +130,7 @@ func TestLatestSlowConsumer(t *testing.T) {
 		img.Release()
 		time.Sleep(200 * time.Millisecond)
 	}
-	cancel()
-	<-done
+	live.Stop()
 	slices.Sort(ages)
 	p50, p99 := ages[len(ages)/2], ages[int(math.Ceil(float64(len(ages))*0.99))-1]
 	st := cam.Stats()

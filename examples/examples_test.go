@@ -3,7 +3,6 @@
 package examples_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"image/jpeg"
@@ -27,6 +26,8 @@ import (
 	_ "github.com/chryscloud/chrysalis-go/sink"
 	_ "github.com/chryscloud/chrysalis-go/sink/gocvwin"
 	_ "github.com/chryscloud/chrysalis-go/source"
+
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -106,13 +107,7 @@ func TestExamples(t *testing.T) {
 
 	t.Run("latest-window", func(t *testing.T) {
 		t.Parallel()
-		if _, err := exec.LookPath("Xvfb"); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("Xvfb not installed and CI=true (apt-get install xvfb)")
-			}
-			t.Skip("Xvfb not installed")
-		}
-		env := []string{"DISPLAY=" + startXvfb(t), "QT_X11_NO_MITSHM=1", "XDG_RUNTIME_DIR=" + t.TempDir()}
+		env := []string{"DISPLAY=" + testx.Xvfb(t), "QT_X11_NO_MITSHM=1", "XDG_RUNTIME_DIR=" + t.TempDir()}
 		for _, mode := range []string{"graph", "loop"} {
 			t.Run(mode, func(t *testing.T) {
 				t.Parallel()
@@ -213,45 +208,4 @@ func checkJPEG(t *testing.T, path string, w, h int) {
 	if cfg.Width != w || cfg.Height != h {
 		t.Errorf("%s is %dx%d, want %dx%d", path, cfg.Width, cfg.Height, w, h)
 	}
-}
-
-// startXvfb starts a virtual X server on a free display and returns its
-// name (":N"); it is stopped when the test ends.
-func startXvfb(t *testing.T) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	// -displayfd: Xvfb picks a free display and writes its number to fd 3
-	// once it accepts connections.
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x1024x24", "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{w}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		w.Close()
-		t.Fatal(err)
-	}
-	w.Close()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		line <- strings.TrimSpace(s)
-	}()
-	select {
-	case n := <-line:
-		if n == "" {
-			t.Fatalf("Xvfb did not start: %s", stderr.String())
-		}
-		return ":" + n
-	case <-time.After(10 * time.Second):
-		t.Fatalf("Xvfb did not report a display: %s", stderr.String())
-	}
-	return ""
 }

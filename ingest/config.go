@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/asticode/go-astiav"
+
+	"github.com/chryscloud/chrysalis-go/internal/avin"
 )
 
 // Defaults of the Config fields left zero.
@@ -123,7 +124,7 @@ func (c Config) Validate() error {
 	if c.Input == "" {
 		return fmt.Errorf("ingest: camera %q: no input (Config.Input: a URL or file path)", c.Camera)
 	}
-	scheme := urlScheme(c.Input)
+	scheme := avin.Scheme(c.Input)
 	if c.Listen {
 		if scheme == "" || scheme == "file" {
 			return fmt.Errorf("ingest: camera %q: Listen needs a URL to listen on, like rtmp://0.0.0.0:1935/live/cam, not %q", c.Camera, c.Input)
@@ -154,43 +155,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// urlScheme returns the lower-case scheme of a URL input, or "" for a plain
-// path (including Windows-style "C:\..." paths).
-func urlScheme(in string) string {
-	i := strings.Index(in, ":")
-	if i <= 1 { // none, or a drive letter
-		return ""
-	}
-	s := strings.ToLower(in[:i])
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.') {
-			return ""
-		}
-	}
-	if s != "file" && !strings.HasPrefix(in[i:], "://") {
-		return "" // "name:with:colons.mp4" is a path
-	}
-	return s
-}
-
 // isFile reports whether the input is a local file (read once, or looped),
 // as opposed to a live network input that is reconnected.
 func (c Config) isFile() bool {
-	if c.Listen {
-		return false
-	}
-	s := urlScheme(c.Input)
-	return s == "" || s == "file"
-}
-
-// redactInput hides a password in a URL input for logs.
-func redactInput(in string) string {
-	u, err := url.Parse(in)
-	if err != nil || u.User == nil {
-		return in
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxx")
-	}
-	return u.String()
+	return !c.Listen && !avin.IsNetwork(c.Input)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/ingest"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 )
 
 // silentServer accepts TCP connections and never says a word.
@@ -65,7 +66,7 @@ func silentServer(t *testing.T) (addr string, accepted func() int, closeFn func(
 func TestDeadInputNeverHangs(t *testing.T) {
 	t.Run("ListenNobodyPushes", func(t *testing.T) {
 		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-		url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/cam", freePort(t))
+		url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/cam", testx.FreePort(t))
 		in, err := ingest.New(cache.NewMemory(cache.Retention{}), ingest.Config{Camera: "idle", Input: url, Listen: true,
 			ReadTimeout: 300 * time.Millisecond, Logger: testLogger(t)})
 		if err != nil {

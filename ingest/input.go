@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -13,49 +12,25 @@ import (
 	"github.com/asticode/go-astiav"
 
 	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/internal/avin"
 )
 
-// Why a connection's FFmpeg calls were interrupted.
-const (
-	reasonCancel  = "cancel"
-	reasonTimeout = "timeout"
-)
-
-// interrupter serialises calls to an astiav IOInterrupter (its flag is a
-// plain int that FFmpeg polls) and remembers why it fired.
-type interrupter struct {
-	mu  sync.Mutex
-	ii  astiav.IOInterrupter
-	why string
-}
-
-func (i *interrupter) interrupt(why string) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.why == "" {
-		i.why = why
-	}
-	i.ii.Interrupt()
-}
-
-func (i *interrupter) reason() string {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.why
-}
+// reasonTimeout is the Reason of a connection the watchdog interrupted
+// (avin.ReasonCancel: its context ended).
+const reasonTimeout = "timeout"
 
 // watchdog interrupts the current connection when a blocking FFmpeg call
 // (armed) has produced nothing for the timeout.
 type watchdog struct {
 	timeout time.Duration
 	mu      sync.Mutex
-	intr    *interrupter
+	intr    *avin.Input
 	since   time.Time // zero: disarmed
 }
 
 func newWatchdog(timeout time.Duration) *watchdog { return &watchdog{timeout: timeout} }
 
-func (w *watchdog) attach(i *interrupter) {
+func (w *watchdog) attach(i *avin.Input) {
 	w.mu.Lock()
 	w.intr, w.since = i, time.Time{}
 	w.mu.Unlock()
@@ -92,7 +67,7 @@ func (w *watchdog) run(ctx context.Context) {
 		}
 		w.mu.Lock()
 		if w.intr != nil && !w.since.IsZero() && time.Since(w.since) >= w.timeout {
-			w.intr.interrupt(reasonTimeout)
+			w.intr.Interrupt(reasonTimeout)
 			w.since = time.Time{}
 		}
 		w.mu.Unlock()
@@ -135,7 +110,7 @@ func (in *Ingest) readLoop(ctx context.Context, q *queue, wd *watchdog) error {
 	st := &readState{}
 	bo := backoff{min: in.cfg.BackoffMin, max: in.cfg.BackoffMax}
 	file := in.cfg.isFile()
-	input := redactInput(in.cfg.Input)
+	input := avin.Redact(in.cfg.Input)
 	for {
 		res, err := in.session(ctx, q, wd, st)
 		in.connected.Store(false)
@@ -207,8 +182,7 @@ func (in *Ingest) probeAllowance() time.Duration {
 // openOptions are the avformat_open_input options: ours, then the user's.
 func (in *Ingest) openOptions() map[string]string {
 	o := map[string]string{}
-	scheme := urlScheme(in.cfg.Input)
-	us := strconv.FormatInt(in.cfg.ReadTimeout.Microseconds(), 10)
+	scheme := avin.Scheme(in.cfg.Input)
 	if !in.cfg.isFile() {
 		// FLV (RTMP) never tells the prober that no more streams will come,
 		// so avformat_find_stream_info reads for the whole analyzeduration
@@ -222,10 +196,7 @@ func (in *Ingest) openOptions() map[string]string {
 		// (default: wait forever; the context cancels the wait).
 		o["listen"] = "1"
 	case scheme != "" && scheme != "file":
-		o["rw_timeout"] = us
-		if scheme == "rtsp" || scheme == "rtsps" {
-			o["timeout"] = us // RTSP: socket I/O timeout in microseconds
-		}
+		avin.SetTimeouts(o, scheme, in.cfg.ReadTimeout)
 	}
 	for k, v := range in.cfg.InputOptions {
 		o[k] = v
@@ -236,32 +207,21 @@ func (in *Ingest) openOptions() map[string]string {
 // session runs one connection: open, probe, read until the end, an error,
 // or cancel.
 func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readState) (res sessionResult, err error) {
-	input := redactInput(in.cfg.Input)
-	fc := astiav.AllocFormatContext()
-	if fc == nil {
-		return res, errors.New("allocating a format context failed")
-	}
-	defer fc.Free()
-	intr := &interrupter{ii: fc.SetInterruptCallback()}
-	defer runtime.KeepAlive(intr) // FFmpeg holds a pointer into it
-	// Cancel interrupts any blocking call now; stop waits for a running
+	input := avin.Redact(in.cfg.Input)
+	// Cancel interrupts any blocking call now; Free waits for a running
 	// callback so nothing outlives the session.
-	cbDone := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(cbDone)
-		intr.interrupt(reasonCancel)
-	})
-	defer func() {
-		if !stop() {
-			<-cbDone
-		}
-	}()
+	intr, err := avin.Alloc(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer intr.Free()
+	fc := intr.FC
 	wd.attach(intr)
 	defer wd.detach()
 
 	fail := func(op string, err error) error {
-		switch intr.reason() {
-		case reasonCancel:
+		switch intr.Reason() {
+		case avin.ReasonCancel:
 			return ctx.Err()
 		case reasonTimeout:
 			return fmt.Errorf("%s %s: no data for %v (input dead?)", op, input, in.cfg.ReadTimeout)
@@ -269,14 +229,11 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 		return fmt.Errorf("%s %s: %w", op, input, err)
 	}
 
-	dict := astiav.NewDictionary()
-	defer dict.Free()
-	opts := in.openOptions()
-	for k, v := range opts {
-		if err := dict.Set(k, v, 0); err != nil {
-			return res, fmt.Errorf("input option %s=%s: %w", k, v, err)
-		}
+	dict, err := avin.Dictionary(in.openOptions())
+	if err != nil {
+		return res, err
 	}
+	defer dict.Free()
 	var ifmt *astiav.InputFormat
 	if in.cfg.Format != "" {
 		ifmt = astiav.FindInputFormat(in.cfg.Format)
@@ -307,13 +264,7 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 	if err != nil {
 		return res, fail("probe", err)
 	}
-	var vs *astiav.Stream
-	for _, s := range fc.Streams() {
-		if s.CodecParameters().MediaType() == astiav.MediaTypeVideo {
-			vs = s
-			break
-		}
-	}
+	vs := avin.VideoStream(fc)
 	if vs == nil {
 		return res, fmt.Errorf("%s: %w", input, ErrNoVideo)
 	}
@@ -355,13 +306,13 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 		err := fc.ReadFrame(pkt)
 		wd.disarm()
 		if err != nil {
-			if errors.Is(err, astiav.ErrEagain) && intr.reason() == "" {
+			if errors.Is(err, astiav.ErrEagain) && intr.Reason() == "" {
 				if !sleep(ctx, 5*time.Millisecond) {
 					return res, ctx.Err()
 				}
 				continue
 			}
-			if errors.Is(err, astiav.ErrEof) && intr.reason() == "" {
+			if errors.Is(err, astiav.ErrEof) && intr.Reason() == "" {
 				res.eof = true
 				return res, nil
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 	"github.com/chryscloud/chrysalis-go/ingest"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 )
 
 func dialRedis(t testing.TB, srv *testredis.Server, ret cache.Retention) *rediscache.Cache {
@@ -59,7 +60,7 @@ func TestRTMPPushIntoRedis(t *testing.T) {
 	path := clip("clip720.mp4")
 	want, wantKeys := probeCounts(t, path)
 	const cam = "cam1"
-	url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/cam", freePort(t))
+	url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/cam", testx.FreePort(t))
 	in, err := ingest.New(rc, ingest.Config{Camera: cam, Input: url, Listen: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

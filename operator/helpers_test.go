@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
-	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 )
@@ -64,35 +63,6 @@ func runOp(t *testing.T, op flow.Operator, imgs []flow.Image) ([]flow.Image, err
 }
 
 func released(img flow.Image) bool { return img.Data == nil }
-
-// feedLive simulates a live 25 fps camera: clip's packets appended to mc in
-// a loop, stamped with the wall clock. Stop it with the returned func.
-func feedLive(t *testing.T, mc *cache.Memory, cam string, clip *testclip.Clip) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := mc.SetCodec(ctx, cam, clip.CacheCodec()); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(40 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			p := clip.Packets[i%len(clip.Packets)]
-			if _, err := mc.Append(ctx, cam, &cache.Packet{Timestamp: time.Now().UnixMilli(), Keyframe: p.Key, Data: p.Data,
-				PTS: p.PTS, DTS: p.DTS, CodecName: clip.Codec, Width: clip.Width, Height: clip.Height}); err != nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
-}
 
 // percentile of sorted durations (nearest rank).
 func percentile(d []time.Duration, p float64) time.Duration {

@@ -186,8 +186,7 @@ func TestWindowReplayLive(t *testing.T) {
 	clip := testclip.Load(t, "clip720.mp4")
 	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
 	defer mc.Close()
-	stop := feedLive(t, mc, "live", clip)
-	defer stop()
+	defer clip.Live(t, mc, "live", 0).Stop()
 	time.Sleep(600 * time.Millisecond) // some history for pre
 	cl := chrysalis.New(mc, chrysalis.Options{})
 	pre, post := 300*time.Millisecond, 500*time.Millisecond

@@ -214,8 +214,7 @@ func TestDropStaleSlowConsumer(t *testing.T) {
 	clip := testclip.Load(t, "clip720.mp4")
 	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
 	defer mc.Close()
-	stop := feedLive(t, mc, "live", clip)
-	defer stop()
+	defer clip.Live(t, mc, "live", 0).Stop()
 	cl := chrysalis.New(mc, chrysalis.Options{})
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -7,27 +7,37 @@ import (
 	"github.com/chryscloud/chrysalis-go/flow"
 )
 
+// each is the receive loop of a sink: it calls fn with every image from
+// in, in order, until in is closed (it returns nil), ctx ends (ctx.Err())
+// or fn fails (fn's error). fn gets the image's reference: it releases or
+// forwards it.
+func each(ctx context.Context, in <-chan flow.Image, fn func(flow.Image) error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case img, ok := <-in:
+			if !ok {
+				return nil
+			}
+			if err := fn(img); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 // Func returns a sink that calls fn for every image, in order, from one
 // goroutine. fn borrows the image: the sink releases it when fn returns, so
 // fn must Retain it (or Clone it) to keep it longer. An error from fn ends
 // Run with that error.
 func Func(fn func(ctx context.Context, img flow.Image) error) flow.Sink {
 	return flow.SinkFunc(func(ctx context.Context, in <-chan flow.Image) error {
-		for {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case img, ok := <-in:
-				if !ok {
-					return nil
-				}
-				err := fn(ctx, img)
-				img.Release()
-				if err != nil {
-					return err
-				}
-			}
-		}
+		return each(ctx, in, func(img flow.Image) error {
+			err := fn(ctx, img)
+			img.Release()
+			return err
+		})
 	})
 }
 
@@ -40,19 +50,7 @@ func Func(fn func(ctx context.Context, img flow.Image) error) flow.Sink {
 // running it) has returned, if at all.
 func Chan(ch chan<- flow.Image) flow.Sink {
 	return flow.SinkFunc(func(ctx context.Context, in <-chan flow.Image) error {
-		for {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case img, ok := <-in:
-				if !ok {
-					return nil
-				}
-				if err := flow.Send(ctx, ch, img); err != nil {
-					return err
-				}
-			}
-		}
+		return each(ctx, in, func(img flow.Image) error { return flow.Send(ctx, ch, img) })
 	})
 }
 
@@ -67,18 +65,11 @@ var _ flow.Sink = (*Counter)(nil)
 
 // Run implements flow.Sink.
 func (c *Counter) Run(ctx context.Context, in <-chan flow.Image) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case img, ok := <-in:
-			if !ok {
-				return nil
-			}
-			img.Release()
-			c.n.Add(1)
-		}
-	}
+	return each(ctx, in, func(img flow.Image) error {
+		img.Release()
+		c.n.Add(1)
+		return nil
+	})
 }
 
 // Count is the number of images consumed so far; safe from any goroutine.

@@ -2,12 +2,9 @@ package sink_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -72,42 +69,6 @@ func feed(ctx context.Context, imgs []flow.Image) <-chan flow.Image {
 	return ch
 }
 
-type probeInfo struct {
-	Codec    string
-	Width    int
-	Height   int
-	Frames   int
-	Duration float64
-}
-
-// probe runs ffprobe -count_frames on path.
-func probe(t testing.TB, path string) probeInfo {
-	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-		"-show_entries", "stream=codec_name,width,height,nb_read_frames:format=duration", "-of", "json", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	var po struct {
-		Streams []struct {
-			CodecName string `json:"codec_name"`
-			Width     int    `json:"width"`
-			Height    int    `json:"height"`
-			Frames    string `json:"nb_read_frames"`
-		} `json:"streams"`
-		Format struct {
-			Duration string `json:"duration"`
-		} `json:"format"`
-	}
-	if err := json.Unmarshal(out, &po); err != nil || len(po.Streams) != 1 {
-		t.Fatalf("ffprobe %s: %v: %s", path, err, out)
-	}
-	s := po.Streams[0]
-	n, _ := strconv.Atoi(s.Frames)
-	d, _ := strconv.ParseFloat(po.Format.Duration, 64)
-	return probeInfo{Codec: s.CodecName, Width: s.Width, Height: s.Height, Frames: n, Duration: d}
-}
-
 // decodeFile decodes path with the ffmpeg CLI into raw frames of pixfmt.
 func decodeFile(t testing.TB, path, pixfmt string, w, h, bpp int) [][]byte {
 	t.Helper()
@@ -128,16 +89,14 @@ func decodeFile(t testing.TB, path, pixfmt string, w, h, bpp int) [][]byte {
 	return frames
 }
 
-// requireTool skips (or fails under CI=true) when a binary is missing.
-func requireTool(t testing.TB, names ...string) {
+// checkMode asserts that path has the permission bits perm.
+func checkMode(t testing.TB, path string, perm os.FileMode) {
 	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			msg := fmt.Sprintf("%s not installed", n)
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg + " and CI=true")
-			}
-			t.Skip(msg)
-		}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != perm {
+		t.Errorf("%s: mode %v, want %v", path, got, perm)
 	}
 }

@@ -116,21 +116,11 @@ func (w *ImageWriter) Run(ctx context.Context, in <-chan flow.Image) error {
 		started bool
 		bw      = bufio.NewWriterSize(nil, 256<<10)
 	)
-	for {
-		var img flow.Image
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case img, ok = <-in:
-			if !ok {
-				return nil
-			}
-		}
+	return each(ctx, in, func(img flow.Image) error {
 		ts := img.Time.UnixMilli()
 		if o.Every > 0 && started && ts-last < o.Every.Milliseconds() {
 			img.Release()
-			continue
+			return nil
 		}
 		seq := w.written.Load() + 1
 		name := filepath.Join(w.dir, expandPattern(o.Pattern, img.Camera, img.Time, seq))
@@ -144,7 +134,8 @@ func (w *ImageWriter) Run(ctx context.Context, in <-chan flow.Image) error {
 		if o.OnWrite != nil {
 			o.OnWrite(name)
 		}
-	}
+		return nil
+	})
 }
 
 // write encodes img into a temporary file next to name and renames it.

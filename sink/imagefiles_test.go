@@ -112,6 +112,7 @@ func TestImageFiles(t *testing.T) {
 		if written[i] != want {
 			t.Fatalf("file %d: %s, want %s", i, written[i], want)
 		}
+		checkMode(t, want, 0o644)
 		m := decodeImage(t, want)
 		if b := m.Bounds(); b.Dx() != 1280 || b.Dy() != 720 {
 			t.Fatalf("%s: %v", want, b)

@@ -198,17 +198,10 @@ func (st *mjpegStream) Run(ctx context.Context, in <-chan flow.Image) error {
 		}
 		st.mu.Unlock()
 	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case img, ok := <-in:
-			if !ok {
-				return nil
-			}
-			st.offer(img)
-		}
-	}
+	return each(ctx, in, func(img flow.Image) error {
+		st.offer(img)
+		return nil
+	})
 }
 
 // offer makes img the newest image and wakes the encoder if anyone

@@ -14,22 +14,16 @@ import (
 	"github.com/chromedp/chromedp"
 	"go.uber.org/goleak"
 
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 	"github.com/chryscloud/chrysalis-go/sink"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // A real browser shows the preview page with a live picture: headless
 // Chromium loads the page, and the <img> area of its screenshot is not
 // blank.
 func TestMJPEGBrowser(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing and CI=true", chromiumPath)
-		}
-		t.Skipf("%s not installed", chromiumPath)
-	}
+	testx.RequireChromium(t)
 	frames := smallFrames(t)
 	srv := sink.NewMJPEGServer(sink.MJPEGOptions{})
 	ts := httptest.NewServer(srv.Handler())
@@ -59,27 +53,8 @@ func TestMJPEGBrowser(t *testing.T) {
 	}()
 	defer func() { pcancel(); <-produced; stop() }()
 
-	actx, acancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1024, 768),
-	)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
+	bctx, bcancel := testx.Browser(t, 1024, 768)
 	defer bcancel()
-	// A watchdog instead of a timeout on the first Run (which would bound
-	// the browser's whole life).
-	watchdog := time.AfterFunc(60*time.Second, bcancel)
-	defer watchdog.Stop()
 
 	start := time.Now()
 	if err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+"/"), chromedp.Sleep(time.Second)); err != nil {
@@ -119,7 +94,7 @@ func TestMJPEGBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := image.Rect(int(info.X*info.DPR), int(info.Y*info.DPR), int((info.X+info.W)*info.DPR), int((info.Y+info.H)*info.DPR)).Intersect(m.Bounds())
-	v, mean := variance(m, r)
+	v, mean := testx.LumaVariance(m, r)
 	t.Logf("img area %v: luma mean %.1f, variance %.1f", r, mean, v)
 	if v < 200 {
 		t.Fatalf("the img area looks blank (variance %.1f)", v)
@@ -128,24 +103,4 @@ func TestMJPEGBrowser(t *testing.T) {
 	t.Logf("stream: %d images received, %d encoded, %d parts sent", st.Received, st.Encoded, st.Parts)
 
 	bcancel()
-	acancel()
-}
-
-// variance returns the luma variance and mean over r.
-func variance(m image.Image, r image.Rectangle) (v, mean float64) {
-	var s, s2, n float64
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			cr, cg, cb, _ := m.At(x, y).RGBA()
-			l := (0.299*float64(cr) + 0.587*float64(cg) + 0.114*float64(cb)) / 257
-			s += l
-			s2 += l * l
-			n++
-		}
-	}
-	if n == 0 {
-		return 0, 0
-	}
-	mean = s / n
-	return s2/n - mean*mean, mean
 }

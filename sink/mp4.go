@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
 	"github.com/asticode/go-astiav"
@@ -17,6 +15,7 @@ import (
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/av"
+	"github.com/chryscloud/chrysalis-go/internal/avmux"
 )
 
 // VideoMode chooses how a video sink turns images into a file.
@@ -135,14 +134,12 @@ type MP4Stats struct {
 
 // tb is the writer's internal time base (90 kHz): fine enough to keep
 // original MPEG timestamps exact, coarse enough to never overflow.
-var tb = astiav.NewRational(1, 90000)
+var tb = astiav.NewRational(1, ticksPerSecond)
 
-const ticksPerMS = 90
-
-// maxSkew is how far (in ticks) a packet's own DTS step may differ from its
-// cache-clock step before the writer distrusts the packet timestamps (an
-// encoder restart or wrap) and follows the cache clock: 500 ms.
-const maxSkew = 45000
+const (
+	ticksPerSecond = 90000
+	ticksPerMS     = ticksPerSecond / 1000
+)
 
 // held is a packet waiting for its successor, which gives its duration.
 type held struct {
@@ -186,26 +183,20 @@ type MP4Writer struct {
 
 	mode       VideoMode
 	headerDone bool
-	streamTB   astiav.Rational
 	extradata  []byte // remux: the codec parameters in the file
 	width      int
 	height     int
 
-	started     bool
-	firstMS     int64
-	lastMS      int64
-	lastDTS     int64
-	lastPTS     int64
-	haveOrig    bool
-	lastOrigDTS int64
-	lastOrigTB  float64
-	lastNumber  int64
-	shifted     bool
-	shift       int64 // ticks subtracted from every timestamp
-	gap         bool
-	pend        held
-	havePend    bool
-	lastDur     int64
+	clock      avmux.Clock // remux: packet times in ticks
+	shifted    bool
+	shift      int64 // remux: ticks subtracted from every timestamp
+	firstMS    int64 // encode: the first image's time
+	lastPTS    int64 // encode
+	lastNumber int64
+	gap        bool
+	pend       held
+	havePend   bool
+	lastDur    int64
 
 	enc *encoder
 
@@ -225,7 +216,7 @@ func NewMP4Writer(path string, o VideoOptions) (*MP4Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &MP4Writer{path: path, o: o, log: o.Logger}
+	w := &MP4Writer{path: path, o: o, log: o.Logger, clock: avmux.Clock{Rate: ticksPerSecond}}
 	// A unique temporary name, so two writers of one path cannot collide.
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
 	if err != nil {
@@ -255,8 +246,8 @@ func NewMP4Writer(path string, o VideoOptions) (*MP4Writer, error) {
 // parameters are then taken from the first keyframe.
 func CreateMP4(path string, codec cache.Codec, o VideoOptions) (*MP4Writer, error) {
 	if codec.Name != "" {
-		if _, err := codecID(codec.Name); err != nil {
-			return nil, err
+		if _, err := avmux.CodecID(codec.Name); err != nil {
+			return nil, fmt.Errorf("sink: %w", err)
 		}
 	}
 	w, err := NewMP4Writer(path, o)
@@ -329,14 +320,6 @@ func (w *MP4Writer) setMode(m VideoMode) error {
 	return nil
 }
 
-// packetMS is a packet's cache time in UTC ms.
-func packetMS(p cache.Packet) int64 {
-	if p.ID.MS != 0 {
-		return int64(p.ID.MS)
-	}
-	return p.Timestamp
-}
-
 // WritePacket remuxes one encoded packet. Packets must come in cache
 // (decode) order. Packets before the first keyframe are skipped, as are,
 // after a gap in their Number (when the ingest numbered them), those up to
@@ -391,59 +374,40 @@ func (w *MP4Writer) WritePacket(p cache.Packet) error {
 
 // remuxTimes computes a packet's decode and presentation time in ticks.
 func (w *MP4Writer) remuxTimes(p cache.Packet) (dts, pts int64) {
-	ms := packetMS(p)
-	orig := p.TimeBase > 0 && p.PTS != av.NoPTS && p.DTS != av.NoPTS
-	if w.started {
-		step := (ms - w.lastMS) * ticksPerMS
-		if orig && w.haveOrig && p.TimeBase == w.lastOrigTB {
-			od := int64(math.Round(float64(p.DTS-w.lastOrigDTS) * p.TimeBase * 90000))
-			if od > 0 && od-step <= maxSkew && step-od <= maxSkew {
-				step = od
-			}
-		}
-		dts = max(w.lastDTS+step, w.lastDTS+1)
-	} else {
-		w.started, w.firstMS = true, ms
-	}
-	pts = dts
-	if orig && p.PTS > p.DTS {
-		pts += int64(math.Round(float64(p.PTS-p.DTS) * p.TimeBase * 90000))
-	}
+	dts, pts = w.clock.Next(p)
 	if !w.shifted {
 		// Start presentation at 0: with B-frames the first decode time
 		// becomes negative, as FFmpeg's own remux does.
 		w.shifted, w.shift = true, pts-dts
 	}
-	w.lastMS, w.lastDTS = ms, dts
-	w.haveOrig, w.lastOrigDTS, w.lastOrigTB = orig, p.DTS, p.TimeBase
 	return dts - w.shift, pts - w.shift
 }
 
 // remuxHeader creates the stream from the first keyframe and writes the
-// header.
+// header. What the keyframe does not carry comes from the codec CreateMP4
+// was given (whichever codec that names); the pixel format only from the
+// keyframe.
 func (w *MP4Writer) remuxHeader(p cache.Packet) error {
-	name := p.CodecName
-	if name == "" {
-		name = w.hint.Name
+	cd := avmux.PacketCodec(p)
+	if cd.Name == "" {
+		cd.Name = w.hint.Name
 	}
-	if name == "" {
-		name = "h264"
+	if cd.Name == "" {
+		cd.Name = avmux.DefaultCodec
 	}
-	id, err := codecID(name)
+	id, err := avmux.CodecID(cd.Name)
 	if err != nil {
-		return err
+		return fmt.Errorf("sink: %w", err)
 	}
-	extra := p.Extradata
-	if len(extra) == 0 {
-		extra = w.hint.Extradata
+	if len(cd.Extradata) == 0 {
+		cd.Extradata = w.hint.Extradata
 	}
-	wd, ht := p.Width, p.Height
-	if wd <= 0 || ht <= 0 {
-		wd, ht = w.hint.Width, w.hint.Height
+	if cd.Width <= 0 || cd.Height <= 0 {
+		cd.Width, cd.Height = w.hint.Width, w.hint.Height
 	}
-	if wd <= 0 || ht <= 0 {
+	if cd.Width <= 0 || cd.Height <= 0 {
 		// The muxer needs the size: decode the keyframe once to learn it.
-		if wd, ht, err = frameSize(name, extra, p); err != nil {
+		if cd.Width, cd.Height, err = frameSize(cd.Name, cd.Extradata, p); err != nil {
 			return err
 		}
 	}
@@ -452,27 +416,17 @@ func (w *MP4Writer) remuxHeader(p cache.Packet) error {
 		return errors.New("sink: creating mp4 stream failed")
 	}
 	cp := st.CodecParameters()
-	cp.SetMediaType(astiav.MediaTypeVideo)
-	cp.SetCodecID(id)
-	cp.SetWidth(wd)
-	cp.SetHeight(ht)
-	cp.SetCodecTag(0)
-	if id == astiav.CodecIDHevc && len(extra) > 0 && extra[0] == 1 {
+	if err := avmux.SetCodecParameters(cp, id, cd); err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	if id == astiav.CodecIDHevc && len(cd.Extradata) > 0 && cd.Extradata[0] == 1 {
 		// hvcC with parameter sets out of band: tag hvc1, which Apple
 		// players require (the muxer's default hev1 also plays elsewhere).
 		cp.SetCodecTag(astiav.CodecTag('h' | 'v'<<8 | 'c'<<16 | '1'<<24))
 	}
-	if pf := astiav.FindPixelFormatByName(p.PixFmt); p.PixFmt != "" && pf != astiav.PixelFormatNone {
-		cp.SetPixelFormat(pf)
-	}
-	if len(extra) > 0 {
-		if err := cp.SetExtraData(extra); err != nil {
-			return fmt.Errorf("sink: setting extradata: %w", err)
-		}
-	}
 	st.SetTimeBase(tb)
 	w.st = st
-	w.extradata, w.width, w.height = bytes.Clone(extra), wd, ht
+	w.extradata, w.width, w.height = bytes.Clone(cd.Extradata), cd.Width, cd.Height
 	return w.writeHeader()
 }
 
@@ -500,7 +454,6 @@ func (w *MP4Writer) writeHeader() error {
 		return fmt.Errorf("sink: writing mp4 header: %w", err)
 	}
 	w.headerDone = true
-	w.streamTB = w.st.TimeBase() // the muxer may have changed it
 	return nil
 }
 
@@ -534,27 +487,8 @@ func (w *MP4Writer) flushHeld() error {
 }
 
 func (w *MP4Writer) writeHeld(h held, dur int64) error {
-	// FFmpeg wants zeroed padding after the payload.
-	var zeros [64]byte
-	w.buf = append(append(w.buf[:0], h.data...), zeros[:]...)
-	if err := w.pkt.FromData(w.buf); err != nil {
-		return fmt.Errorf("sink: %w", err)
-	}
-	w.pkt.SetSize(len(h.data))
-	w.pkt.SetStreamIndex(w.st.Index())
-	w.pkt.SetPts(h.pts)
-	w.pkt.SetDts(h.dts)
-	w.pkt.SetDuration(dur)
-	var fl astiav.PacketFlags
-	if h.key {
-		fl = fl.Add(astiav.PacketFlagKey)
-	}
-	w.pkt.SetFlags(fl)
-	w.pkt.RescaleTs(tb, w.streamTB)
-	w.pkt.SetPos(-1)
-	// The muxer takes the packet's reference and leaves pkt blank.
-	if err := w.fc.WriteInterleavedFrame(w.pkt); err != nil {
-		w.pkt.Unref()
+	p := avmux.Packet{Data: h.data, PTS: h.pts, DTS: h.dts, Dur: dur, Key: h.key}
+	if err := avmux.WritePacket(w.fc, w.st, w.pkt, &w.buf, tb, p); err != nil {
 		return fmt.Errorf("sink: writing packet: %w", err)
 	}
 	w.packets.Add(1)
@@ -594,8 +528,7 @@ func (w *MP4Writer) WriteImage(img *chrysalis.ChImage) error {
 		if err := w.writeHeader(); err != nil {
 			return err
 		}
-		w.started, w.firstMS = true, ms
-		w.lastPTS = -1
+		w.firstMS, w.lastPTS = ms, -1
 	}
 	pts := max((ms-w.firstMS)*ticksPerMS, w.lastPTS+1)
 	w.lastPTS = pts
@@ -632,7 +565,11 @@ func (w *MP4Writer) Close() error {
 			err = ErrNoFrames
 		}
 	case err == nil:
-		if rerr := os.Rename(w.tmp, w.path); rerr != nil {
+		// os.CreateTemp made the file private (0600); the finished video
+		// is an ordinary file, readable like the image sink's.
+		if cerr := os.Chmod(w.tmp, 0o644); cerr != nil {
+			err = fmt.Errorf("sink: %w", cerr)
+		} else if rerr := os.Rename(w.tmp, w.path); rerr != nil {
 			err = fmt.Errorf("sink: %w", rerr)
 		}
 	default:
@@ -641,22 +578,6 @@ func (w *MP4Writer) Close() error {
 	}
 	w.closeErr = err
 	return err
-}
-
-// codecID maps a cache codec name to FFmpeg's id.
-func codecID(name string) (astiav.CodecID, error) {
-	n := strings.ToLower(name)
-	switch n {
-	case "h265":
-		n = "hevc"
-	case "avc":
-		n = "h264"
-	}
-	c := astiav.FindDecoderByName(n)
-	if c == nil {
-		return 0, fmt.Errorf("sink: unknown codec %q", name)
-	}
-	return c.ID(), nil
 }
 
 // frameSize decodes keyframe p to learn the picture size.

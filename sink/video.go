@@ -208,20 +208,13 @@ func (v *VideoWriter) Run(ctx context.Context, in <-chan flow.Image) (err error)
 			m.log.Error("sink: finalizing video", "file", v.path, "err", cerr)
 		}
 	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case img, ok := <-in:
-			if !ok {
-				return nil
-			}
-			if err := m.add(img); err != nil {
-				return err
-			}
-			v.update(m, false)
+	return each(ctx, in, func(img flow.Image) error {
+		if err := m.add(img); err != nil {
+			return err
 		}
-	}
+		v.update(m, false)
+		return nil
+	})
 }
 
 func (v *VideoWriter) update(m *imageMuxer, finished bool) {
@@ -383,17 +376,7 @@ func (c *ClipWriter) Run(ctx context.Context, in <-chan flow.Image) (err error) 
 			o.Video.Logger.Error("sink: finalizing clip", "err", ferr)
 		}
 	}()
-	for {
-		var img flow.Image
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case img, ok = <-in:
-			if !ok {
-				return nil
-			}
-		}
+	return each(ctx, in, func(img flow.Image) error {
 		if cur != nil && img.Time.Sub(last) > o.Gap {
 			if err := finish(); err != nil {
 				img.Release()
@@ -417,8 +400,6 @@ func (c *ClipWriter) Run(ctx context.Context, in <-chan flow.Image) (err error) 
 				err = cont(camera, rest)
 			}
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }

@@ -22,11 +22,13 @@ import (
 // checkVideo asserts the file's frame count, codec, size and duration.
 func checkVideo(t *testing.T, path, codec string, frames int, dur float64) {
 	t.Helper()
-	p := probe(t, path)
+	p := testclip.Probe(t, path)
 	t.Logf("%s: %s %dx%d, %d frames, %.3f s", filepath.Base(path), p.Codec, p.Width, p.Height, p.Frames, p.Duration)
 	if p.Codec != codec || p.Width != 1280 || p.Height != 720 || p.Frames != frames || math.Abs(p.Duration-dur) > 0.1 {
 		t.Fatalf("ffprobe: %+v, want %s 1280x720, %d frames, %.2f s", p, codec, frames, dur)
 	}
+	// A finished video is an ordinary file, not the temporary file's 0600.
+	checkMode(t, path, 0o644)
 }
 
 // checkExact asserts that path decodes to exactly the reference frames

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"net"
 	"strconv"
 	"testing"
 	"testing/synctest"
@@ -16,6 +15,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 	"github.com/chryscloud/chrysalis-go/source"
 )
 
@@ -129,17 +129,12 @@ func TestURLLoopRealtimeCancel(t *testing.T) {
 
 // Cancel interrupts a blocking open: an RTMP listener nobody connects to.
 func TestURLCancelBlockingOpen(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testx.FreePort(t)
 	src := source.URL("rtmp://127.0.0.1:"+strconv.Itoa(port)+"/live/cam", source.URLOptions{InputOptions: map[string]string{"listen": "1"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = src.Run(ctx, make(chan flow.Image))
+	err := src.Run(ctx, make(chan flow.Image))
 	el := time.Since(start)
 	t.Logf("blocking open cancelled: returned %v after %v", err, el)
 	if !errors.Is(err, context.DeadlineExceeded) {

@@ -5,10 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"runtime"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +14,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/internal/av"
+	"github.com/chryscloud/chrysalis-go/internal/avin"
 )
 
 // DefaultURLCamera is the ChImage.Camera of a URLSource without a name.
@@ -107,36 +104,6 @@ func (s *URLSource) Corrupt() int64 { return s.corrupt.Load() }
 // Passes counts the completed passes over a file (loops).
 func (s *URLSource) Passes() int64 { return s.passes.Load() }
 
-// urlScheme returns the lower-case scheme of in, or "" for a path.
-func urlScheme(in string) string {
-	i := strings.Index(in, ":")
-	if i <= 1 { // none, or a drive letter
-		return ""
-	}
-	s := strings.ToLower(in[:i])
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.') {
-			return ""
-		}
-	}
-	if s != "file" && !strings.HasPrefix(in[i:], "://") {
-		return "" // "name:with:colons.mp4" is a path
-	}
-	return s
-}
-
-// redact hides a password in a URL for logs and errors.
-func redact(in string) string {
-	u, err := url.Parse(in)
-	if err != nil || u.User == nil {
-		return in
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxx")
-	}
-	return u.String()
-}
-
 // urlRun is one Run's state across passes.
 type urlRun struct {
 	s      *URLSource
@@ -169,8 +136,7 @@ func (s *URLSource) Run(ctx context.Context, out chan<- flow.Image) error {
 	if o.Format.BytesPerPixel() == 0 {
 		return fmt.Errorf("source: unsupported pixel format %v", o.Format)
 	}
-	sch := urlScheme(s.URL)
-	r := &urlRun{s: s, o: o, live: sch != "" && sch != "file", input: redact(s.URL), base: time.Now()}
+	r := &urlRun{s: s, o: o, live: avin.IsNetwork(s.URL), input: avin.Redact(s.URL), base: time.Now()}
 	r.log = o.Logger.With("input", r.input, "camera", o.Camera)
 	for {
 		n, dur, err := r.pass(ctx, out)
@@ -195,11 +161,7 @@ func (s *URLSource) Run(ctx context.Context, out chan<- flow.Image) error {
 func (r *urlRun) openOptions() map[string]string {
 	m := map[string]string{}
 	if r.live {
-		us := strconv.FormatInt(r.o.ReadTimeout.Microseconds(), 10)
-		m["rw_timeout"] = us
-		if sch := urlScheme(r.s.URL); sch == "rtsp" || sch == "rtsps" {
-			m["timeout"] = us
-		}
+		avin.SetTimeouts(m, avin.Scheme(r.s.URL), r.o.ReadTimeout)
 	}
 	for k, v := range r.o.InputOptions {
 		m[k] = v
@@ -213,34 +175,20 @@ func (r *urlRun) openOptions() map[string]string {
 // pass reads the input once. It returns the number of frames sent and the
 // media duration covered (for the next loop pass's timestamps).
 func (r *urlRun) pass(ctx context.Context, out chan<- flow.Image) (int64, time.Duration, error) {
-	fc := astiav.AllocFormatContext()
-	if fc == nil {
-		return 0, 0, errors.New("source: allocating a format context failed")
+	// Cancel interrupts a blocking open/read now; Free waits for a running
+	// cancel callback before it frees the format context.
+	input, err := avin.Alloc(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("source: %w", err)
 	}
-	defer fc.Free()
-	ii := fc.SetInterruptCallback()
-	// FFmpeg keeps a pointer into ii until fc is freed.
-	defer runtime.KeepAlive(ii)
-	// Cancel interrupts a blocking open/read now; stop() (or waiting for a
-	// running callback) guarantees the callback is over before fc is freed.
-	cbDone := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(cbDone)
-		ii.Interrupt()
-	})
-	defer func() {
-		if !stop() {
-			<-cbDone
-		}
-	}()
+	defer input.Free()
+	fc := input.FC
 
-	dict := astiav.NewDictionary()
-	defer dict.Free()
-	for k, v := range r.openOptions() {
-		if err := dict.Set(k, v, 0); err != nil {
-			return 0, 0, fmt.Errorf("source: input option %s=%s: %w", k, v, err)
-		}
+	dict, err := avin.Dictionary(r.openOptions())
+	if err != nil {
+		return 0, 0, fmt.Errorf("source: %w", err)
 	}
+	defer dict.Free()
 	var ifmt *astiav.InputFormat
 	if r.o.InputFormat != "" {
 		if ifmt = astiav.FindInputFormat(r.o.InputFormat); ifmt == nil {
@@ -254,13 +202,7 @@ func (r *urlRun) pass(ctx context.Context, out chan<- flow.Image) (int64, time.D
 	if err := fc.FindStreamInfo(nil); err != nil {
 		return 0, 0, fmt.Errorf("source: probe %s: %w", r.input, err)
 	}
-	var vs *astiav.Stream
-	for _, st := range fc.Streams() {
-		if st.CodecParameters().MediaType() == astiav.MediaTypeVideo {
-			vs = st
-			break
-		}
-	}
+	vs := avin.VideoStream(fc)
 	if vs == nil {
 		return 0, 0, fmt.Errorf("source: %s: %w", r.input, ErrNoVideo)
 	}

@@ -140,7 +140,7 @@ func TestPreviewOnDemand(t *testing.T) {
 	clip := testclip.Load(t, "clip720.mp4")
 	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
 	t.Cleanup(func() { mc.Close() })
-	liveCamera(t, mc, "cam", clip, time.Second)
+	clip.Live(t, mc, "cam", time.Second)
 	_, ts := server(t, watch.Options{Client: chrysalis.New(mc, chrysalis.Options{}), Cameras: []string{"cam"}})
 	stats := func() watch.Stats {
 		var st watch.Stats

@@ -3,7 +3,6 @@ package watch_test
 import (
 	"bytes"
 	"context"
-	"image"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -18,11 +17,10 @@ import (
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 	"github.com/chryscloud/chrysalis-go/sink/hls"
 	"github.com/chryscloud/chrysalis-go/watch"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // The watch page in headless Chromium over a live 25 fps camera: the live
 // picture shows, the probe reads fps/size/codec, the screenshot control
@@ -30,43 +28,18 @@ const chromiumPath = "/usr/bin/chromium"
 // the HLS player plays.
 func TestBrowser(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // registered first: runs after the other cleanups
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing and CI=true", chromiumPath)
-		}
-		t.Skipf("%s not installed", chromiumPath)
-	}
+	testx.RequireChromium(t)
 	clip := testclip.Load(t, "clip720.mp4")
 	mc := cache.NewMemory(cache.Retention{MaxAge: 30 * time.Second})
 	t.Cleanup(func() { mc.Close() })
 	// A camera that has been running for 5 s.
-	liveCamera(t, mc, "cam", clip, 5*time.Second)
+	clip.Live(t, mc, "cam", 5*time.Second)
 	cl := chrysalis.New(mc, chrysalis.Options{})
 	_, ts := server(t, watch.Options{Client: cl, Cameras: []string{"cam"},
 		HLS: hls.ServerOptions{Options: hls.Options{SegmentDuration: time.Second, ListSize: 3}}})
 
-	actx, acancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1400),
-	)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
+	bctx, bcancel := testx.Browser(t, 1280, 1400, chromedp.Flag("autoplay-policy", "no-user-gesture-required"))
 	defer bcancel()
-	// A watchdog instead of a timeout on the first Run (which would bound
-	// the browser's whole life).
-	watchdog := time.AfterFunc(60*time.Second, bcancel)
-	defer watchdog.Stop()
 
 	start := time.Now()
 	const card = `article[data-camera="cam"]`
@@ -104,7 +77,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, mean := variance(m, m.Bounds())
+	v, mean := testx.LumaVariance(m, m.Bounds())
 	t.Logf("live <img> screenshot %s: %v, luma mean %.1f, variance %.1f (%v after start)", livePath, m.Bounds().Size(), mean, v,
 		time.Since(start).Round(time.Millisecond))
 	if v < 200 {
@@ -192,7 +165,6 @@ func TestBrowser(t *testing.T) {
 		t.Logf("page screenshot %s", p)
 	}
 	bcancel()
-	acancel()
 }
 
 // eval evaluates a JS expression in the page.
@@ -203,23 +175,4 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 		t.Fatalf("evaluate %s: %v", expr, err)
 	}
 	return v
-}
-
-// variance returns the luma variance and mean over r.
-func variance(m image.Image, r image.Rectangle) (v, mean float64) {
-	var s, s2, n float64
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			cr, cg, cb, _ := m.At(x, y).RGBA()
-			l := (0.299*float64(cr) + 0.587*float64(cg) + 0.114*float64(cb)) / 257
-			s += l
-			s2 += l * l
-			n++
-		}
-	}
-	if n == 0 {
-		return 0, 0
-	}
-	mean = s / n
-	return s2/n - mean*mean, mean
 }

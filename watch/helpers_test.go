@@ -2,72 +2,20 @@ package watch_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 	"github.com/chryscloud/chrysalis-go/watch"
 )
-
-// liveCamera feeds clip into mc as camera cam at 25 fps, stamped with the
-// wall clock, looping. It first backfills `history` worth of packets
-// stamped in the past, as if the camera had been running that long. It
-// returns once the camera is in the cache; the feed stops at test cleanup.
-func liveCamera(t *testing.T, mc *cache.Memory, cam string, clip *testclip.Clip, history time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := mc.SetCodec(ctx, cam, clip.CacheCodec()); err != nil {
-		t.Fatal(err)
-	}
-	const step = 40 * time.Millisecond
-	start := time.Now().Add(-history).Truncate(step)
-	appendPkt := func(i int) error {
-		p := clip.Packets[i%len(clip.Packets)]
-		var extra []byte
-		if p.Key {
-			extra = clip.Extradata
-		}
-		_, err := mc.Append(ctx, cam, &cache.Packet{Timestamp: start.Add(time.Duration(i) * step).UnixMilli(), Keyframe: p.Key,
-			Data: p.Data, PTS: p.PTS, DTS: p.DTS, TimeBase: clip.TimeBase, CodecName: clip.Codec, Width: clip.Width,
-			Height: clip.Height, PixFmt: clip.PixFmt, Extradata: extra, Number: int64(i + 1)})
-		return err
-	}
-	i := 0
-	for ; start.Add(time.Duration(i) * step).Before(time.Now()); i++ {
-		if err := appendPkt(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ; ; i++ {
-			due := start.Add(time.Duration(i) * step)
-			tm := time.NewTimer(time.Until(due))
-			select {
-			case <-ctx.Done():
-				tm.Stop()
-				return
-			case <-tm.C:
-			}
-			if appendPkt(i) != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-}
 
 // server runs a Watch over cl behind an httptest server on loopback until
 // test cleanup, and checks that Run returns after cancellation.
@@ -116,55 +64,18 @@ type response struct {
 
 func get(t *testing.T, url string) response {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := testx.Get(t, url)
 	return response{resp.StatusCode, b, resp.Header}
 }
 
-type mp4Info struct {
-	Codec         string
-	Width, Height int
-	Frames        int
-	Duration      float64
-}
-
 // probeMP4 writes b to a file and runs ffprobe -count_frames on it.
-func probeMP4(t *testing.T, b []byte) mp4Info {
+func probeMP4(t *testing.T, b []byte) testclip.Info {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "export.mp4")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-		"-show_entries", "stream=codec_name,width,height,nb_read_frames:format=duration", "-of", "json", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe: %v", err)
-	}
-	var po struct {
-		Streams []struct {
-			CodecName string `json:"codec_name"`
-			Width     int    `json:"width"`
-			Height    int    `json:"height"`
-			Frames    string `json:"nb_read_frames"`
-		} `json:"streams"`
-		Format struct {
-			Duration string `json:"duration"`
-		} `json:"format"`
-	}
-	if err := json.Unmarshal(out, &po); err != nil || len(po.Streams) != 1 {
-		t.Fatalf("ffprobe: %v: %s", err, out)
-	}
-	s := po.Streams[0]
-	n, _ := strconv.Atoi(s.Frames)
-	d, _ := strconv.ParseFloat(po.Format.Duration, 64)
-	return mp4Info{Codec: s.CodecName, Width: s.Width, Height: s.Height, Frames: n, Duration: d}
+	return testclip.Probe(t, path)
 }
 
 // memClip is a memory cache holding clip720 as camera "cam", packets 40 ms

@@ -125,6 +125,9 @@ func writeImage(path string, img *chrysalis.ChImage) error {
 	} else {
 		err = jpeg.Encode(tmp, rgba, &jpeg.Options{Quality: 92})
 	}
+	if cerr := tmp.Chmod(0o644); err == nil {
+		err = cerr
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 )
 
 // The CLI as the issue names it: a real ffmpeg pushes RTMP into
@@ -23,12 +23,7 @@ import (
 func TestIngestCLIListenRTMP(t *testing.T) {
 	testclip.RequireFFmpeg(t)
 	srv := testredis.Start(t, testredis.Options{})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
+	port := strconv.Itoa(testx.FreePort(t))
 	url := "rtmp://127.0.0.1:" + port + "/live/cam"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

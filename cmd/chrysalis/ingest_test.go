@@ -65,33 +65,31 @@ func runIngestCLI(t *testing.T, ctx context.Context, args []string, env ...strin
 	return -1, "", nil
 }
 
-// TestIngestCLIBadInput: every failure prints one line on stderr and exits
-// 2 (bad usage) or 3 (Redis unreachable).
-func TestIngestCLIBadInput(t *testing.T) {
-	clip := filepath.Join("..", "..", "testdata", "clip720.mp4")
-	cases := []struct {
-		name string
-		args []string
-		code int
-		want string
-	}{
-		{"missing camera", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--input", clip}, 2, "no camera"},
-		{"missing input", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "c"}, 2, "no input"},
-		{"bad redis scheme", []string{"ingest", "--redis-url", "http://127.0.0.1:6379", "--camera", "c", "--input", clip}, 2, "bad --redis-url"},
-		{"no redis url", []string{"ingest", "--camera", "c", "--input", clip}, 2, "no Redis"},
-		{"unpaired cameras", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "a", "--camera", "b", "--input", clip}, 2, "one --input per --camera"},
-		{"unknown flag", []string{"ingest", "--bogus"}, 2, "unknown flag"},
-		{"listen on a file", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "c", "--input", clip, "--listen"}, 2, "Listen needs a URL"},
-		{"unreachable redis", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "c", "--input", clip}, 3, "unreachable"},
-	}
+// cliFailure is a command line that must fail with exit code code and one
+// line on stderr, "chrysalis: ..." mentioning want.
+type cliFailure struct {
+	name string
+	args []string
+	env  string // an extra NAME=value environment entry, or ""
+	code int
+	want string
+}
+
+// checkFailures runs each case as a subtest, within 30 s.
+func checkFailures(t *testing.T, cases []cliFailure) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
+			var env []string
+			if tc.env != "" {
+				env = append(env, tc.env)
+			}
 			t0 := time.Now()
-			code, stderr, _ := runIngestCLI(t, ctx, tc.args)
-			lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+			code, stderr, _ := runIngestCLI(t, ctx, tc.args, env...)
 			t.Logf("exit %d after %v: %s", code, time.Since(t0).Round(time.Millisecond), stderr)
+			lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
 			if code != tc.code {
 				t.Errorf("exit code %d, want %d", code, tc.code)
 			}
@@ -100,6 +98,22 @@ func TestIngestCLIBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIngestCLIBadInput: every failure prints one line on stderr and exits
+// 2 (bad usage) or 3 (Redis unreachable).
+func TestIngestCLIBadInput(t *testing.T) {
+	clip := filepath.Join("..", "..", "testdata", "clip720.mp4")
+	checkFailures(t, []cliFailure{
+		{"missing camera", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--input", clip}, "", exitUsage, "no camera"},
+		{"missing input", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "c"}, "", exitUsage, "no input"},
+		{"bad redis scheme", []string{"ingest", "--redis-url", "http://127.0.0.1:6379", "--camera", "c", "--input", clip}, "", exitUsage, "bad --redis-url"},
+		{"no redis url", []string{"ingest", "--camera", "c", "--input", clip}, "", exitUsage, "no Redis"},
+		{"unpaired cameras", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "a", "--camera", "b", "--input", clip}, "", exitUsage, "one --input per --camera"},
+		{"unknown flag", []string{"ingest", "--bogus"}, "", exitUsage, "unknown flag"},
+		{"listen on a file", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "c", "--input", clip, "--listen"}, "", exitUsage, "Listen needs a URL"},
+		{"unreachable redis", []string{"ingest", "--redis-url", "redis://127.0.0.1:1", "--camera", "c", "--input", clip}, "", exitCache, "unreachable"},
+	})
 }
 
 // TestIngestCLIFileAndSignal: a file ingested once exits 0 with every

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"image/jpeg"
 	"image/png"
@@ -34,16 +33,9 @@ func redisWithClip(t *testing.T) *testredis.Server {
 
 func TestReadCommandsBadInput(t *testing.T) {
 	srv := redisWithClip(t)
-	ctx := context.Background()
 	url := "CHRYSALIS_REDIS_URL=" + srv.URL()
 	dir := t.TempDir()
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  string
-		code int
-		want string
-	}{
+	checkFailures(t, []cliFailure{
 		{"probe no camera", []string{"probe"}, url, exitUsage, "no camera"},
 		{"probe no redis", []string{"probe", "--camera", "cam"}, "", exitUsage, "no Redis"},
 		{"probe bad url", []string{"probe", "--camera", "cam", "--redis-url", "http://x"}, "", exitUsage, "bad --redis-url"},
@@ -69,15 +61,7 @@ func TestReadCommandsBadInput(t *testing.T) {
 		{"demo listen without input", []string{"demo", "--listen"}, "", exitUsage, "--listen needs --input"},
 		{"demo redis without input", []string{"demo", "--redis-url", "redis://127.0.0.1:1"}, "", exitUsage, "name the camera with --input"},
 		{"demo busy port", []string{"demo", "--http", "256.0.0.1:99999"}, "", exitUsage, "cannot serve the preview"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, stderr, _ := runIngestCLI(t, ctx, tc.args, tc.env)
-			lines := strings.Split(strings.TrimSpace(stderr), "\n")
-			if code != tc.code || len(lines) != 1 || !strings.Contains(stderr, tc.want) || !strings.HasPrefix(stderr, "chrysalis: ") {
-				t.Fatalf("exit %d (want %d), stderr %q (want one line containing %q)", code, tc.code, stderr, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestReadCommands(t *testing.T) {

@@ -21,20 +21,13 @@ import (
 // TestWatchCLIBadInput: each failure is one stderr line and its exit code.
 func TestWatchCLIBadInput(t *testing.T) {
 	srv := redisWithClip(t)
-	ctx := context.Background()
 	url := "CHRYSALIS_REDIS_URL=" + srv.URL()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  string
-		code int
-		want string
-	}{
+	checkFailures(t, []cliFailure{
 		{"no camera", []string{"watch"}, url, exitUsage, "no camera"},
 		{"empty camera", []string{"watch", "--camera", ""}, url, exitUsage, "--camera is empty"},
 		{"camera twice", []string{"watch", "--camera", "cam", "--camera", "cam"}, url, exitUsage, "given twice"},
@@ -46,15 +39,7 @@ func TestWatchCLIBadInput(t *testing.T) {
 		{"stray arg", []string{"watch", "--camera", "cam", "extra"}, url, exitUsage, "unexpected argument"},
 		{"unreachable", []string{"watch", "--camera", "cam", "--http", "127.0.0.1:0", "--redis-url", "redis://127.0.0.1:1"}, "", exitCache, "unreachable"},
 		{"unknown camera", []string{"watch", "--camera", "cam", "--camera", "nope", "--http", "127.0.0.1:0"}, url, exitNotFound, "unknown camera"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, stderr, _ := runIngestCLI(t, ctx, tc.args, tc.env)
-			lines := strings.Split(strings.TrimSpace(stderr), "\n")
-			if code != tc.code || len(lines) != 1 || !strings.Contains(stderr, tc.want) || !strings.HasPrefix(stderr, "chrysalis: ") {
-				t.Fatalf("exit %d (want %d), stderr %q (want one line containing %q)", code, tc.code, stderr, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // TestWatchCLI serves the page for a camera in Redis, then stops cleanly

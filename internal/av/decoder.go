@@ -91,20 +91,27 @@ type Decoder struct {
 	pktBuf  []byte        // packet payload followed by zeroed padding
 }
 
+// FindDecoder returns FFmpeg's decoder for a codec name as the cache
+// carries it: any case, with "h265" and "avc" as aliases of "hevc" and
+// "h264". It returns nil when FFmpeg has no such decoder.
+func FindDecoder(name string) *astiav.Codec {
+	n := strings.ToLower(name)
+	switch n {
+	case "h265":
+		n = "hevc"
+	case "avc":
+		n = "h264"
+	}
+	return astiav.FindDecoderByName(n)
+}
+
 // NewDecoder opens a decoder for p. The returned Decoder owns FFmpeg
 // resources and must be closed with Close.
 func NewDecoder(p CodecParams, o DecoderOptions) (*Decoder, error) {
 	if o.Threads < 0 {
 		return nil, fmt.Errorf("av: invalid thread count %d", o.Threads)
 	}
-	name := strings.ToLower(p.Name)
-	switch name {
-	case "h265":
-		name = "hevc"
-	case "avc":
-		name = "h264"
-	}
-	codec := astiav.FindDecoderByName(name)
+	codec := FindDecoder(p.Name)
 	if codec == nil {
 		return nil, fmt.Errorf("av: no decoder for codec %q", p.Name)
 	}

@@ -1,7 +1,8 @@
 // Package testclip loads a clip's encoded video packets through the ffprobe
-// CLI (no FFmpeg library code) and writes them into a frame cache, so client
-// tests read a cache filled by a writer that shares no code with the ingest.
-// It also produces reference decodes with the ffmpeg CLI.
+// CLI (no FFmpeg library code) and writes them into a frame cache, all at
+// once (Append, WriteRedis) or as a live camera (Live), so client tests read
+// a cache filled by a writer that shares no code with the ingest. It also
+// produces reference decodes with the ffmpeg CLI.
 package testclip
 
 import (
@@ -16,7 +17,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
@@ -172,6 +175,110 @@ func (c *Clip) Append(t testing.TB, cc cache.Cache, cam string, t0, step int64) 
 	return ids
 }
 
+// LiveStep is the packet interval of a Live camera: 25 fps.
+const LiveStep = 40 * time.Millisecond
+
+// Live is a simulated live camera: it appends a clip's packets to a cache
+// every LiveStep, looping, stamped with the wall clock, as the ingest would
+// (keyframes carry the codec parameters, packets are numbered from 1).
+type Live struct {
+	cc  cache.Cache
+	cam string
+
+	mu      sync.Mutex
+	clip    *Clip
+	i       int  // the next packet of clip
+	newClip bool // clip changed: set the codec before its first packet
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	stop   sync.Once
+}
+
+// Live starts feeding the clip into cc as camera cam and returns once the
+// camera is in the cache. It sets the camera's codec, then appends packet
+// n stamped start + n*LiveStep, where start is history ago (truncated to
+// LiveStep): the packets already due are appended at once, as if the
+// camera had been running for history (0: it starts now), and the rest as
+// their time comes. The feed stops at Stop or test cleanup, and on the
+// first failed append (a closed cache).
+func (c *Clip) Live(t testing.TB, cc cache.Cache, cam string, history time.Duration) *Live {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Live{cc: cc, cam: cam, clip: c, cancel: cancel, done: make(chan struct{})}
+	if err := cc.SetCodec(ctx, cam, c.CacheCodec()); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-history).Truncate(LiveStep)
+	due := func(n int) time.Time { return start.Add(time.Duration(n) * LiveStep) }
+	n := 0
+	for ; !due(n).After(time.Now()); n++ {
+		if err := l.append(ctx, n, due(n)); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+	}
+	go func() {
+		defer close(l.done)
+		for ; ; n++ {
+			tm := time.NewTimer(time.Until(due(n)))
+			select {
+			case <-ctx.Done():
+				tm.Stop()
+				return
+			case <-tm.C:
+			}
+			if l.append(ctx, n, due(n)) != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(l.Stop)
+	return l
+}
+
+// append appends the camera's packet number n (from 0), stamped at.
+func (l *Live) append(ctx context.Context, n int, at time.Time) error {
+	l.mu.Lock()
+	if l.newClip {
+		l.newClip, l.i = false, 0
+		if err := l.cc.SetCodec(ctx, l.cam, l.clip.CacheCodec()); err != nil {
+			l.mu.Unlock()
+			return err
+		}
+	}
+	c, i := l.clip, l.i
+	l.i++
+	l.mu.Unlock()
+	p := c.Packets[i%len(c.Packets)]
+	var extra []byte
+	if p.Key {
+		extra = c.Extradata
+	}
+	_, err := l.cc.Append(ctx, l.cam, &cache.Packet{Timestamp: at.UnixMilli(), Keyframe: p.Key, Data: p.Data,
+		PTS: p.PTS, DTS: p.DTS, TimeBase: c.TimeBase, CodecName: c.Codec, Width: c.Width, Height: c.Height,
+		PixFmt: c.PixFmt, Extradata: extra, Number: int64(n + 1)})
+	return err
+}
+
+// Switch makes the camera continue with clip c from its first packet, as a
+// camera reconnecting with other settings would; the camera's codec is set
+// to c's before that packet.
+func (l *Live) Switch(c *Clip) {
+	l.mu.Lock()
+	l.clip, l.newClip = c, true
+	l.mu.Unlock()
+}
+
+// Stop stops the feed and waits for it to end. It is idempotent.
+func (l *Live) Stop() {
+	l.stop.Do(func() {
+		l.cancel()
+		<-l.done
+	})
+}
+
 // WriteRedis writes the clip in the edge proxy's Redis layout with raw
 // commands (XADD, SET), the way an independent writer would: for each
 // keyframe an index entry, then the packet, both at "<ms>-*".
@@ -200,6 +307,45 @@ func (c *Clip) WriteRedis(t testing.TB, rdb *redis.Client, cam string, t0, step 
 			t.Fatal(err)
 		}
 	}
+}
+
+// Info is what ffprobe -count_frames reports of a video file: its first
+// video stream's codec, size and decoded frame count, and the file's
+// duration in seconds.
+type Info struct {
+	Codec         string
+	Width, Height int
+	Frames        int
+	Duration      float64
+}
+
+// Probe runs ffprobe -count_frames on the video file at path (any path,
+// not only testdata's).
+func Probe(t testing.TB, path string) Info {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=codec_name,width,height,nb_read_frames:format=duration", "-of", "json", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var po struct {
+		Streams []struct {
+			CodecName string `json:"codec_name"`
+			Width     int    `json:"width"`
+			Height    int    `json:"height"`
+			Frames    string `json:"nb_read_frames"`
+		} `json:"streams"`
+		Format struct {
+			Duration string `json:"duration"`
+		} `json:"format"`
+	}
+	if err := json.Unmarshal(out, &po); err != nil || len(po.Streams) != 1 {
+		t.Fatalf("ffprobe %s: %v: %s", path, err, out)
+	}
+	s := po.Streams[0]
+	n, _ := strconv.Atoi(s.Frames)
+	d, _ := strconv.ParseFloat(po.Format.Duration, 64)
+	return Info{Codec: s.CodecName, Width: s.Width, Height: s.Height, Frames: n, Duration: d}
 }
 
 // Reference decodes testdata/name with the ffmpeg CLI into raw frames of

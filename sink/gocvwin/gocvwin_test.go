@@ -22,6 +22,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 	"github.com/chryscloud/chrysalis-go/sink/gocvwin"
 )
 
@@ -114,59 +115,6 @@ func TestToMat(t *testing.T) {
 	})
 }
 
-func requireTool(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s not installed and CI=true", n)
-			}
-			t.Skipf("%s not installed", n)
-		}
-	}
-}
-
-// startXvfb starts a virtual X server on a free display and returns its
-// name (":N"). It is stopped at the end of the test.
-func startXvfb(t *testing.T) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	// -displayfd: Xvfb picks a free display and writes its number to fd 3
-	// once it accepts connections.
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x1024x24", "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{w}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		w.Close()
-		t.Fatal(err)
-	}
-	w.Close()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		line <- strings.TrimSpace(s)
-	}()
-	select {
-	case n := <-line:
-		if n == "" {
-			t.Fatalf("Xvfb did not start: %s", stderr.String())
-		}
-		return ":" + n
-	case <-time.After(10 * time.Second):
-		t.Fatalf("Xvfb did not report a display: %s", stderr.String())
-	}
-	return ""
-}
-
 // capture grabs the X screen with xwd and converts it with ImageMagick.
 func capture(t *testing.T, display string) image.Image {
 	t.Helper()
@@ -246,8 +194,8 @@ func locate(screen []byte, sw, sh int, frame []byte, fw, fh int) (bx, by int) {
 // backend) binds a process to one X display for life and aborts the
 // process when that display goes away.
 func TestWindow(t *testing.T) {
-	requireTool(t, "Xvfb", "xwd", "convert")
-	display := startXvfb(t)
+	testx.Require(t, "xwd", "convert")
+	display := testx.Xvfb(t)
 	// What the screen should show: the BGR frame (RGB24 images are shown
 	// in their true colours too), or the gray one as gray.
 	bgr := screenshot(t, chrysalis.CameraOptions{Width: 640, Height: 360}).Data

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 	"github.com/chryscloud/chrysalis-go/sink/hls"
 )
 
@@ -58,84 +58,6 @@ var clips struct {
 	mu  sync.Mutex
 	dir string
 	m   map[[2]int]*testclip.Clip
-}
-
-// camera feeds clips into a memory cache as a live 25 fps camera, stamped
-// with the wall clock, looping the current clip until switched.
-type camera struct {
-	mc   *cache.Memory
-	name string
-
-	mu   sync.Mutex
-	clip *testclip.Clip
-	set  bool // the clip changed: set the codec before the next packet
-
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func startCamera(t *testing.T, mc *cache.Memory, name string, clip *testclip.Clip) *camera {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &camera{mc: mc, name: name, clip: clip, set: true, cancel: cancel, done: make(chan struct{})}
-	go c.run(ctx)
-	t.Cleanup(c.stop)
-	// Return once the camera is in the cache.
-	for i := 0; ; i++ {
-		if _, err := mc.Stats(ctx, name); err == nil {
-			return c
-		} else if i > 200 {
-			t.Fatalf("the camera did not start: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// switchTo makes the camera continue with clip from its next keyframe.
-func (c *camera) switchTo(clip *testclip.Clip) {
-	c.mu.Lock()
-	c.clip, c.set = clip, true
-	c.mu.Unlock()
-}
-
-func (c *camera) stop() {
-	c.cancel()
-	<-c.done
-}
-
-func (c *camera) run(ctx context.Context) {
-	defer close(c.done)
-	tick := time.NewTicker(40 * time.Millisecond)
-	defer tick.Stop()
-	var cur *testclip.Clip
-	i := 0
-	for {
-		c.mu.Lock()
-		if c.set {
-			c.set, cur, i = false, c.clip, 0
-			if err := c.mc.SetCodec(ctx, c.name, cur.CacheCodec()); err != nil {
-				c.mu.Unlock()
-				return
-			}
-		}
-		c.mu.Unlock()
-		p := cur.Packets[i%len(cur.Packets)]
-		var extra []byte
-		if p.Key {
-			extra = cur.Extradata
-		}
-		if _, err := c.mc.Append(ctx, c.name, &cache.Packet{Timestamp: time.Now().UnixMilli(), Keyframe: p.Key, Data: p.Data,
-			PTS: p.PTS, DTS: p.DTS, TimeBase: cur.TimeBase, CodecName: cur.Codec, Width: cur.Width, Height: cur.Height,
-			PixFmt: cur.PixFmt, Extradata: extra}); err != nil {
-			return
-		}
-		i++
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 type stream struct {
@@ -195,15 +117,7 @@ func parsePlaylist(t *testing.T, b []byte) playlist {
 
 func get(t *testing.T, url string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := testx.Get(t, url)
 	return resp.StatusCode, b
 }
 
@@ -225,7 +139,7 @@ func TestServerLive(t *testing.T) {
 	clip := shortGOP(t, 1280, 720)
 	mc := cache.NewMemory(cache.Retention{MaxAge: 20 * time.Second})
 	defer mc.Close()
-	startCamera(t, mc, "cam", clip)
+	clip.Live(t, mc, "cam", 0)
 
 	root := t.TempDir()
 	const listSize = 2
@@ -331,7 +245,7 @@ func TestServerBadRequests(t *testing.T) {
 	clip := shortGOP(t, 640, 360)
 	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
 	defer mc.Close()
-	startCamera(t, mc, "cam", clip)
+	clip.Live(t, mc, "cam", 0)
 	if err := mc.SetCodec(context.Background(), "quiet", clip.CacheCodec()); err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +282,7 @@ func TestStreamCodecChange(t *testing.T) {
 	t.Logf("clips encoded in %v", time.Since(t0).Round(time.Millisecond))
 	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
 	defer mc.Close()
-	cam := startCamera(t, mc, "cam", a)
+	cam := a.Live(t, mc, "cam", 0)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -406,7 +320,7 @@ func TestStreamCodecChange(t *testing.T) {
 		return playlist{}
 	}
 	before := waitFor("two segments", func(p playlist) bool { return len(p.segments) >= 2 })
-	cam.switchTo(b)
+	cam.Switch(b)
 	after := waitFor("two segments after the change", func(p playlist) bool { return p.discont > 0 && len(p.segments) >= len(before.segments)+3 })
 	t.Logf("%v: before %v; after %v (%d discontinuities)", time.Since(t0).Round(time.Millisecond), before.segments, after.segments, after.discont)
 	if after.sequence != before.sequence || after.segments[0] != before.segments[0] || after.discont != 1 {

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +31,7 @@ import (
 	"github.com/asticode/go-astiav"
 
 	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/internal/avmux"
 )
 
 // Defaults of Options.
@@ -112,7 +112,7 @@ const (
 // an empty cache is waited on.
 func Stream(ctx context.Context, c cache.Cache, camera, dir string, o Options) error {
 	o = o.withDefaults()
-	m := &muxer{cache: c, camera: camera, dir: dir, o: o, log: o.Logger.With("camera", camera)}
+	m := &muxer{cache: c, camera: camera, dir: dir, o: o, log: o.Logger.With("camera", camera), clock: avmux.Clock{Rate: ticksPerSecond}}
 	defer m.finish()
 	start, err := firstKeyframe(ctx, c, camera)
 	if err != nil {
@@ -179,13 +179,13 @@ func firstKeyframe(ctx context.Context, c cache.Cache, camera string) (cache.Pac
 
 // tb is the time base of the packets handed to the muxer: milliseconds,
 // the resolution of cache timestamps.
-var tb = astiav.NewRational(1, 1000)
+var tb = astiav.NewRational(1, ticksPerSecond)
 
-// maxSkew is how far (in ms) a packet's own DTS step may differ from its
-// cache-time step and still be used: within it the encoder's exact timing
-// replaces arrival jitter; beyond it (a reconnect, a clip looping, a stall)
-// the cache clock wins.
-const maxSkew = 500
+const ticksPerSecond = 1000
+
+// defaultDur is a packet's duration (ms) when there is no step from a
+// previous packet to copy: one frame at 25 fps.
+const defaultDur = 40
 
 // muxer is one camera's hls muxer plus the timestamp state that survives
 // muxer restarts.
@@ -196,24 +196,16 @@ type muxer struct {
 	o      Options
 	log    *slog.Logger
 
-	fc       *astiav.FormatContext
-	st       *astiav.Stream
-	pkt      *astiav.Packet
-	buf      []byte
-	streamTB astiav.Rational
-	codec    cache.Codec // the parameters the open muxer was set up with
-	opened   int         // muxers opened so far
+	fc     *astiav.FormatContext
+	st     *astiav.Stream
+	pkt    *astiav.Packet
+	buf    []byte
+	codec  cache.Codec // the parameters the open muxer was set up with
+	opened int         // muxers opened so far
 
-	started     bool
-	firstMS     int64
-	lastMS      int64
-	lastDTS     int64
-	haveOrig    bool
-	lastOrigDTS int64
-	lastOrigTB  float64
-	lastDur     int64
-	lastNumber  int64
-	gap         bool
+	clock      avmux.Clock // packet times in ms
+	lastNumber int64
+	gap        bool
 }
 
 // write muxes one packet, in cache order. Packets before the first
@@ -254,71 +246,25 @@ func (m *muxer) write(ctx context.Context, p cache.Packet) error {
 	if m.fc == nil || m.gap {
 		return nil
 	}
-	dts, pts := m.times(p)
-	dur := m.lastDur
+	dts, pts := m.clock.Next(p)
+	// The duration is the step from the packet before: the next one is not
+	// here yet.
+	dur := m.clock.Step()
 	if dur <= 0 {
-		dur = 40
+		dur = defaultDur
 	}
-	// FFmpeg wants zeroed padding after the payload.
-	var zeros [64]byte // AV_INPUT_BUFFER_PADDING_SIZE
-	m.buf = append(append(m.buf[:0], p.Data...), zeros[:]...)
-	if err := m.pkt.FromData(m.buf); err != nil {
-		return fmt.Errorf("hls: %w", err)
-	}
-	m.pkt.SetSize(len(p.Data))
-	m.pkt.SetStreamIndex(m.st.Index())
-	m.pkt.SetPts(pts)
-	m.pkt.SetDts(dts)
-	m.pkt.SetDuration(dur)
-	var fl astiav.PacketFlags
-	if p.Keyframe {
-		fl = fl.Add(astiav.PacketFlagKey)
-	}
-	m.pkt.SetFlags(fl)
-	m.pkt.RescaleTs(tb, m.streamTB)
-	m.pkt.SetPos(-1)
-	// The muxer takes the packet's reference and leaves pkt blank.
-	if err := m.fc.WriteInterleavedFrame(m.pkt); err != nil {
-		m.pkt.Unref()
+	if err := avmux.WritePacket(m.fc, m.st, m.pkt, &m.buf, tb,
+		avmux.Packet{Data: p.Data, PTS: pts, DTS: dts, Dur: dur, Key: p.Keyframe}); err != nil {
 		return fmt.Errorf("hls: camera %q: writing packet %s: %w", m.camera, p.ID, err)
 	}
 	return nil
-}
-
-// times computes a packet's decode and presentation time in ms.
-func (m *muxer) times(p cache.Packet) (dts, pts int64) {
-	ms := int64(p.ID.MS)
-	if ms == 0 {
-		ms = p.Timestamp
-	}
-	orig := p.TimeBase > 0 && p.PTS != astiav.NoPtsValue && p.DTS != astiav.NoPtsValue
-	if m.started {
-		step := ms - m.lastMS
-		if orig && m.haveOrig && p.TimeBase == m.lastOrigTB {
-			od := int64(math.Round(float64(p.DTS-m.lastOrigDTS) * p.TimeBase * 1000))
-			if od > 0 && od-step <= maxSkew && step-od <= maxSkew {
-				step = od
-			}
-		}
-		dts = max(m.lastDTS+step, m.lastDTS+1)
-		m.lastDur = dts - m.lastDTS
-	} else {
-		m.started, m.firstMS = true, ms
-	}
-	pts = dts
-	if orig && p.PTS > p.DTS {
-		pts += int64(math.Round(float64(p.PTS-p.DTS) * p.TimeBase * 1000))
-	}
-	m.lastMS, m.lastDTS = ms, dts
-	m.haveOrig, m.lastOrigDTS, m.lastOrigTB = orig, p.DTS, p.TimeBase
-	return dts, pts
 }
 
 // codecFor returns the parameters to mux from keyframe p: the packet's own
 // (an ingest puts them on every keyframe), completed from the cache's codec
 // info.
 func (m *muxer) codecFor(ctx context.Context, p cache.Packet) (cache.Codec, error) {
-	cd := cache.Codec{Name: p.CodecName, Width: p.Width, Height: p.Height, PixFmt: p.PixFmt, Extradata: p.Extradata}
+	cd := avmux.PacketCodec(p)
 	if cd.Name != "" && len(cd.Extradata) > 0 && cd.Width > 0 && cd.Height > 0 {
 		return cd, nil
 	}
@@ -342,7 +288,7 @@ func (m *muxer) codecFor(ctx context.Context, p cache.Packet) (cache.Codec, erro
 		return cache.Codec{}, fmt.Errorf("hls: %w", err)
 	}
 	if cd.Name == "" {
-		cd.Name = "h264" // Annex-B streams carry their parameters in-band
+		cd.Name = avmux.DefaultCodec
 	}
 	return cd, nil
 }
@@ -361,28 +307,12 @@ func compatible(a, b cache.Codec) bool {
 	return true
 }
 
-// codecID maps a cache codec name to FFmpeg's id.
-func codecID(name string) (astiav.CodecID, error) {
-	n := strings.ToLower(name)
-	switch n {
-	case "h265":
-		n = "hevc"
-	case "avc":
-		n = "h264"
-	}
-	c := astiav.FindDecoderByName(n)
-	if c == nil {
-		return 0, fmt.Errorf("hls: unknown codec %q", name)
-	}
-	return c.ID(), nil
-}
-
 // open creates the hls muxer for cd and writes its header. After the first
 // muxer, the playlist is continued (append_list) behind a discontinuity.
 func (m *muxer) open(cd cache.Codec) error {
-	id, err := codecID(cd.Name)
+	id, err := avmux.CodecID(cd.Name)
 	if err != nil {
-		return err
+		return fmt.Errorf("hls: %w", err)
 	}
 	fc, err := astiav.AllocOutputFormatContext(nil, "hls", filepath.Join(m.dir, PlaylistName))
 	if err != nil {
@@ -401,21 +331,8 @@ func (m *muxer) open(cd cache.Codec) error {
 	if st == nil {
 		return errors.New("hls: creating the video stream failed")
 	}
-	cp := st.CodecParameters()
-	cp.SetMediaType(astiav.MediaTypeVideo)
-	cp.SetCodecID(id)
-	cp.SetCodecTag(0)
-	if cd.Width > 0 && cd.Height > 0 {
-		cp.SetWidth(cd.Width)
-		cp.SetHeight(cd.Height)
-	}
-	if pf := astiav.FindPixelFormatByName(cd.PixFmt); cd.PixFmt != "" && pf != astiav.PixelFormatNone {
-		cp.SetPixelFormat(pf)
-	}
-	if len(cd.Extradata) > 0 {
-		if err := cp.SetExtraData(cd.Extradata); err != nil {
-			return fmt.Errorf("hls: setting extradata: %w", err)
-		}
+	if err := avmux.SetCodecParameters(st.CodecParameters(), id, cd); err != nil {
+		return fmt.Errorf("hls: %w", err)
 	}
 	st.SetTimeBase(tb)
 	m.st = st
@@ -446,7 +363,6 @@ func (m *muxer) open(cd cache.Codec) error {
 	if err := fc.WriteHeader(d); err != nil {
 		return fmt.Errorf("hls: camera %q: writing the header: %w", m.camera, err)
 	}
-	m.streamTB = st.TimeBase() // the muxer chose its own (1/90000)
 	m.codec = cd
 	m.opened++
 	return nil
