@@ -70,6 +70,7 @@ type Cache struct {
 	mu      sync.Mutex
 	touched map[string]time.Time
 	lastMS  map[string]uint64
+	firstMS map[string]uint64 // queue's first ms after the last append (MAXLEN)
 	closed  bool
 }
 
@@ -83,7 +84,7 @@ func New(rdb redis.UniversalClient, o Options) *Cache {
 	if o.TouchEvery == 0 {
 		o.TouchEvery = time.Second
 	}
-	return &Cache{rdb: rdb, opts: o, touched: map[string]time.Time{}, lastMS: map[string]uint64{}}
+	return &Cache{rdb: rdb, opts: o, touched: map[string]time.Time{}, lastMS: map[string]uint64{}, firstMS: map[string]uint64{}}
 }
 
 // ConnOptions says how to reach Redis. URL is redis://[user:pass@]host:port/db
@@ -273,12 +274,21 @@ func (c *Cache) xadd(ctx context.Context, cam string, key bool, data []byte, id 
 	c.trimArgs(qa, ms)
 	add := pipe.XAdd(ctx, qa)
 	var first *redis.XMessageSliceCmd
-	if key && c.opts.Retention.MaxLen > 0 && c.opts.Retention.MaxAge == 0 {
+	if r := c.opts.Retention; r.MaxLen > 0 {
+		if r.MaxAge > 0 {
+			pipe.XTrimMaxLen(ctx, QueueKey(cam), r.MaxLen)
+		}
 		// MAXLEN trims the queue by count; keep the index to the same span.
+		// The queue's first id comes back in this round trip and trims the
+		// index in the next one, so the index is at most one append behind
+		// and never costs an extra round trip.
+		c.mu.Lock()
+		f := c.firstMS[cam]
+		c.mu.Unlock()
+		if f > 0 {
+			pipe.XTrimMinID(ctx, IndexKey(cam), strconv.FormatUint(f, 10))
+		}
 		first = pipe.XRangeN(ctx, QueueKey(cam), "-", "+", 1)
-	}
-	if c.opts.Retention.MaxLen > 0 && c.opts.Retention.MaxAge > 0 {
-		pipe.XTrimMaxLen(ctx, QueueKey(cam), c.opts.Retention.MaxLen)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return cache.ID{}, err
@@ -286,9 +296,9 @@ func (c *Cache) xadd(ctx context.Context, cam string, key bool, data []byte, id 
 	if first != nil {
 		if msgs, err := first.Result(); err == nil && len(msgs) == 1 {
 			if f, err := cache.ParseID(msgs[0].ID); err == nil {
-				if err := c.rdb.XTrimMinID(ctx, IndexKey(cam), strconv.FormatUint(f.MS, 10)).Err(); err != nil {
-					return cache.ID{}, err
-				}
+				c.mu.Lock()
+				c.firstMS[cam] = f.MS
+				c.mu.Unlock()
 			}
 		}
 	}
