@@ -188,3 +188,16 @@ func (b *bufPool) put(buf []byte) {
 		b.bufs = append(b.bufs, buf)
 	}
 }
+
+// ImagePool recycles pixel buffers for code that builds its own images (a
+// custom source, a decoder of its own), so that it too allocates no new
+// frame buffers in steady state. The zero value is ready; it is safe for
+// concurrent use.
+type ImagePool struct{ p bufPool }
+
+// Buffer returns a buffer of n bytes, from the pool when one is big enough.
+func (ip *ImagePool) Buffer(n int) []byte { return ip.p.get(n) }
+
+// Attach makes img's last Release return img.Data to the pool. Attach an
+// image before it is shared.
+func (ip *ImagePool) Attach(img *ChImage) { img.pool = &ip.p }

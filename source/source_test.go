@@ -283,3 +283,25 @@ func TestLive(t *testing.T) {
 			got[0].Time.Sub(ms(0)), got[1].Time.Sub(ms(0)), src.CameraStats())
 	})
 }
+
+// Released URL images give their buffers back: a consumer that releases
+// each image sees a handful of distinct buffers, not one per frame.
+func TestURLRecyclesBuffers(t *testing.T) {
+	src := source.URL(testclip.Path("clip720.mp4"), source.URLOptions{Camera: "file"})
+	out := make(chan flow.Image)
+	errc := make(chan error, 1)
+	go func() { defer close(out); errc <- src.Run(context.Background(), out) }()
+	bufs := map[*byte]bool{}
+	n := 0
+	for img := range out {
+		bufs[&img.Data[0]] = true
+		img.Release()
+		n++
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if n != 100 || len(bufs) > 4 {
+		t.Fatalf("%d frames used %d distinct buffers, want 100 frames and <= 4 buffers", n, len(bufs))
+	}
+}

@@ -87,6 +87,7 @@ type URLSource struct {
 	Options URLOptions
 
 	frames, corrupt, passes atomic.Int64
+	pool                    chrysalis.ImagePool // image buffers, recycled by Release
 }
 
 var _ flow.Source = (*URLSource)(nil)
@@ -365,7 +366,12 @@ func (d *urlDecode) emit(ctx context.Context, f *av.Frame) error {
 		t = r.base.Add(r.offset + off)
 	}
 	ms := t.UnixMilli()
-	out, stride, w, h, err := d.conv.Convert(f, r.o.Width, r.o.Height, r.o.Format, nil)
+	gw, gh := f.Width(), f.Height()
+	if r.o.Width > 0 && r.o.Height > 0 {
+		gw, gh = r.o.Width, r.o.Height
+	}
+	buf := r.s.pool.Buffer(gw * gh * r.o.Format.BytesPerPixel())
+	out, stride, w, h, err := d.conv.Convert(f, r.o.Width, r.o.Height, r.o.Format, buf)
 	if err != nil {
 		return fmt.Errorf("source: %s: %w", r.input, err)
 	}
@@ -377,6 +383,7 @@ func (d *urlDecode) emit(ctx context.Context, f *av.Frame) error {
 		Format: r.o.Format, Data: out, Keyframe: p.Keyframe || f.KeyFrame(), PictType: pictType(f.PictType()),
 		PTS: f.Pts(), Packet: p,
 	}
+	r.s.pool.Attach(img) // Release recycles the buffer
 	if r.o.Realtime && !r.live {
 		if err := sleepUntil(ctx, t); err != nil {
 			img.Release()
