@@ -48,9 +48,13 @@ type CameraStats struct {
 	// Corrupt counts packets the decoder rejected; decoding then skips to
 	// the next keyframe.
 	Corrupt int64
-	// Skipped counts packets not decoded: stale GOPs jumped by Latest and
-	// packets dropped after a corrupt one until the next keyframe.
+	// Skipped counts packets not decoded: those after a corrupt one until
+	// the next keyframe, and those before the first keyframe of a window.
 	Skipped int64
+	// Jumps counts the times Latest left its decoder's position for the
+	// newest keyframe: the stale packets between are neither fetched nor
+	// decoded.
+	Jumps int64
 	// Reinits counts decoder re-creations after a codec change.
 	Reinits int64
 }
@@ -70,7 +74,7 @@ type Camera struct {
 	shot decState
 	pool bufPool
 
-	decoded, converted, corrupt, skipped, reinits atomic.Int64
+	decoded, converted, corrupt, skipped, reinits, jumps atomic.Int64
 }
 
 // Camera returns a handle on camera id.
@@ -93,7 +97,7 @@ func (c *Camera) ID() string { return c.id }
 // Stats returns the camera's counters; safe to call from any goroutine.
 func (c *Camera) Stats() CameraStats {
 	return CameraStats{Decoded: c.decoded.Load(), Converted: c.converted.Load(), Corrupt: c.corrupt.Load(),
-		Skipped: c.skipped.Load(), Reinits: c.reinits.Load()}
+		Skipped: c.skipped.Load(), Reinits: c.reinits.Load(), Jumps: c.jumps.Load()}
 }
 
 // Close releases the decoders. Idempotent.
@@ -241,10 +245,7 @@ func (c *Camera) decodeUpTo(ctx context.Context, target cache.ID) (*ChImage, err
 	from := s.fed.Next()
 	if s.fed.IsZero() || s.broken || s.fed.Compare(kf.ID) < 0 {
 		if !s.fed.IsZero() {
-			// Packets between the old position and the keyframe are stale.
-			if st, err := c.cl.cache.Range(ctx, c.id, s.fed.Next(), kf.ID, 0); err == nil && len(st) > 0 {
-				c.skipped.Add(int64(len(st) - 1))
-			}
+			c.jumps.Add(1) // the packets between are stale: never fetched
 		}
 		if err := s.restart(ctx, kf); err != nil {
 			return nil, err

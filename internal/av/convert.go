@@ -71,10 +71,6 @@ type scaleKey struct {
 // (resolution change mid-stream) or the target changes, so steady-state
 // conversions do not allocate. It is not safe for concurrent use.
 type Converter struct {
-	// Threads is swscale's thread count; 0 (default) means 1. Set it before
-	// the first Convert.
-	Threads int
-
 	sws *scaler
 	key scaleKey
 }
@@ -143,7 +139,7 @@ func (c *Converter) setup(k scaleKey) error {
 	if k.srcW == k.dstW && k.srcH == k.dstH {
 		flag = swsFastBilinear
 	}
-	sws, err := newScaler(k, flag, c.Threads)
+	sws, err := newScaler(k, flag)
 	if err != nil {
 		return err
 	}

@@ -3,26 +3,7 @@ package av
 // #cgo pkg-config: libswscale libavutil
 // #include <stdint.h>
 // #include <libswscale/swscale.h>
-// #include <libavutil/opt.h>
 // #include <libavutil/frame.h>
-//
-// // chr_sws_new makes a swscale context with the given thread count (0:
-// // swscale's default of 1). astiav v0.16.0 exposes neither threads nor
-// // scaling into caller memory, hence this shim.
-// static struct SwsContext *chr_sws_new(int sw, int sh, int sf, int dw, int dh, int df, int flags, int threads) {
-//     struct SwsContext *c = sws_alloc_context();
-//     if (!c) return NULL;
-//     av_opt_set_int(c, "srcw", sw, 0);
-//     av_opt_set_int(c, "srch", sh, 0);
-//     av_opt_set_int(c, "src_format", sf, 0);
-//     av_opt_set_int(c, "dstw", dw, 0);
-//     av_opt_set_int(c, "dsth", dh, 0);
-//     av_opt_set_int(c, "dst_format", df, 0);
-//     av_opt_set_int(c, "sws_flags", flags, 0);
-//     if (threads > 0) av_opt_set_int(c, "threads", threads, 0);
-//     if (sws_init_context(c, NULL, NULL) < 0) { sws_freeContext(c); return NULL; }
-//     return c;
-// }
 //
 // // chr_sws_scale converts src into one packed plane at dst (stride bytes
 // // per row). dst is Go memory, used only for the duration of the call.
@@ -47,12 +28,13 @@ const (
 	swsFastBilinear = C.SWS_FAST_BILINEAR
 )
 
-// scaler is a swscale context that writes straight into caller memory.
+// scaler is a swscale context that writes straight into caller memory,
+// which astiav v0.16.0's SoftwareScaleContext cannot.
 type scaler struct{ c *C.struct_SwsContext }
 
-func newScaler(k scaleKey, flags, threads int) (*scaler, error) {
-	c := C.chr_sws_new(C.int(k.srcW), C.int(k.srcH), C.int(k.srcFmt), C.int(k.dstW), C.int(k.dstH), C.int(k.dstFmt),
-		C.int(flags), C.int(threads))
+func newScaler(k scaleKey, flags int) (*scaler, error) {
+	c := C.sws_getContext(C.int(k.srcW), C.int(k.srcH), int32(k.srcFmt), C.int(k.dstW), C.int(k.dstH), int32(k.dstFmt),
+		C.int(flags), nil, nil, nil)
 	if c == nil {
 		return nil, fmt.Errorf("av: convert: creating scaler %dx%d %s -> %dx%d %s failed",
 			k.srcW, k.srcH, k.srcFmt.Name(), k.dstW, k.dstH, k.dstFmt.Name())
