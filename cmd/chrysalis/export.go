@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,80 +129,26 @@ func estimate(ctx context.Context, cam *chrysalis.Camera, start, end time.Time) 
 
 func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, end time.Time, out string) (exportResult, error) {
 	res := exportResult{Camera: camera, Output: out, Mode: "remux"}
-	c := cl.Cache()
-	kf, err := c.KeyframeAtOrBefore(ctx, camera, cache.ID{MS: uint64(start.UnixMilli()), Seq: ^uint64(0)})
-	if errors.Is(err, cache.ErrNotFound) {
-		// No keyframe before the window: start at its first keyframe.
-		var kfs []cache.Packet
-		kfs, err = c.Keyframes(ctx, camera, cache.IDAt(start), cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)}, 1)
-		if err == nil && len(kfs) == 0 {
-			return res, fmt.Errorf("camera %q: no keyframe at or before %s, nor inside the window: %w", camera,
-				end.UTC().Format(time.RFC3339Nano), cache.ErrNotFound)
-		}
-		if err == nil {
-			kf = kfs[0]
-		}
-	}
-	if err != nil {
-		return res, err
-	}
-	codec, err := c.Codec(ctx, camera)
-	if err != nil && !errors.Is(err, cache.ErrUnknownCamera) {
-		return res, err
-	}
-	if len(kf.Extradata) > 0 {
-		codec = cache.Codec{Name: kf.CodecName, Width: kf.Width, Height: kf.Height, PixFmt: kf.PixFmt, Extradata: kf.Extradata}
-	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return res, err
-	}
-	w, err := sink.CreateMP4(out, codec, sink.VideoOptions{})
-	if err != nil {
 		return res, err
 	}
 	cam := cl.Camera(camera, chrysalis.CameraOptions{})
 	defer cam.Close()
-	bar := progress(estimate(ctx, cam, time.UnixMilli(int64(kf.ID.MS)), end), "export")
-	endID := cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)}
-	from := kf.ID
-	var first, last cache.ID
-	for {
-		pkts, err := c.Range(ctx, camera, from, endID, 256)
-		if err != nil {
-			w.Close()
-			return res, err
-		}
-		for _, p := range pkts {
-			if err := w.WritePacket(p); err != nil {
-				w.Close()
-				return res, err
-			}
-			if first.IsZero() {
-				first = p.ID
-			}
-			last = p.ID
-			if bar != nil {
-				bar.Add(1)
-			}
-		}
-		if len(pkts) < 256 {
-			break
-		}
-		from = pkts[len(pkts)-1].ID.Next()
+	bar := progress(estimate(ctx, cam, start, end), "export")
+	var tick func()
+	if bar != nil {
+		tick = func() { bar.Add(1) }
 	}
-	if err := w.Close(); err != nil {
-		return res, err
-	}
+	st, err := sink.ExportMP4(ctx, cl.Cache(), camera, cache.IDAt(start), cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)},
+		out, sink.VideoOptions{}, tick)
 	if bar != nil {
 		bar.Finish()
 	}
-	st := w.Stats()
-	res.Frames, res.StartMS, res.EndMS = st.Packets, int64(first.MS), int64(last.MS)
-	res.Seconds = float64(res.EndMS-res.StartMS) / 1000
-	if res.Frames == 0 || last.MS < uint64(start.UnixMilli()) {
-		os.Remove(out)
-		return res, fmt.Errorf("camera %q: no frames in the window: %w", camera, cache.ErrNotFound)
+	if err != nil {
+		return res, err
 	}
+	res.Frames, res.StartMS, res.EndMS = st.Frames, st.FirstMS, st.LastMS
+	res.Seconds = float64(res.EndMS-res.StartMS) / 1000
 	return res, nil
 }
 
@@ -253,5 +197,3 @@ func safeFileName(s string) string {
 		return r
 	}, s)
 }
-
-var _ io.Writer = (*progressbar.ProgressBar)(nil)
