@@ -34,6 +34,7 @@ import (
 	"github.com/asticode/go-astiav"
 
 	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/internal/avin"
 )
 
 // codecInfo is one generation of a stream's codec parameters. Packets point
@@ -46,22 +47,9 @@ type codecInfo struct {
 // codecFromParams reads a stream's codec parameters (the extradata is
 // copied).
 func codecFromParams(cp *astiav.CodecParameters) *codecInfo {
-	id := cp.CodecID()
-	return &codecInfo{cache.Codec{
-		Name:      id.Name(),
-		LongName:  codecLongName(id),
-		Width:     cp.Width(),
-		Height:    cp.Height(),
-		PixFmt:    pixFmtName(cp.PixelFormat()),
-		Extradata: cp.ExtraData(),
-	}}
-}
-
-func pixFmtName(f astiav.PixelFormat) string {
-	if f == astiav.PixelFormatNone {
-		return ""
-	}
-	return f.Name()
+	c := &codecInfo{avin.Codec(cp)}
+	c.LongName = codecLongName(cp.CodecID())
+	return c
 }
 
 // codecLongName is the codec descriptor's long name ("H.264 / AVC / MPEG-4
@@ -136,7 +124,7 @@ func (s *sizeParser) parse(data []byte) (w, h int, pixFmt string, ok bool) {
 	if cw <= 0 || ch <= 0 {
 		return 0, 0, "", false
 	}
-	return int(cw), int(ch), pixFmtName(astiav.PixelFormat(cf)), true
+	return int(cw), int(ch), avin.PixFmtName(astiav.PixelFormat(cf)), true
 }
 
 func (s *sizeParser) close() {

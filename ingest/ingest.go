@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/internal/avin"
 )
 
 // Errors Run can return, testable with errors.Is.
@@ -28,9 +30,10 @@ var (
 // at a time (it may be run again after Run returns; counters carry on).
 // Stats is safe to call at any time from any goroutine.
 type Ingest struct {
-	c   cache.Cache
-	cfg Config
-	log *slog.Logger
+	c     cache.Cache
+	cfg   Config
+	log   *slog.Logger
+	input string // cfg.Input without its password, for logs and errors
 
 	running atomic.Bool
 
@@ -90,19 +93,8 @@ func New(c cache.Cache, cfg Config) (*Ingest, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	cfg.InputOptions = cloneMap(cfg.InputOptions)
-	return &Ingest{c: c, cfg: cfg, log: cfg.Logger.With("camera", cfg.Camera)}, nil
-}
-
-func cloneMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	o := make(map[string]string, len(m))
-	for k, v := range m {
-		o[k] = v
-	}
-	return o
+	cfg.InputOptions = maps.Clone(cfg.InputOptions)
+	return &Ingest{c: c, cfg: cfg, log: cfg.Logger.With("camera", cfg.Camera), input: avin.Redact(cfg.Input)}, nil
 }
 
 // Camera is the camera id.
@@ -256,26 +248,14 @@ func (in *Ingest) writeLoop(ctx context.Context, q *queue) {
 				in.onDrop(1)
 				break
 			}
-			t := time.NewTimer(bo.next())
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
+			sleep(ctx, bo.next()) // the next attempt sees a cancelled ctx
 		}
 	}
 }
 
 // dropRest drops what is left in the queue after the flush deadline.
 func (in *Ingest) dropRest(q *queue) {
-	n := 0
-	q.mu.Lock()
-	for range q.live() {
-		n++
-	}
-	q.items, q.head = nil, 0
-	q.mu.Unlock()
-	if n > 0 {
+	if n := q.clear(); n > 0 {
 		in.buffered.Add(-int64(n))
 		in.onDrop(n)
 		in.log.Warn("flush timed out; dropped buffered packets", "packets", n)

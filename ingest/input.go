@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -84,10 +85,10 @@ type readState struct {
 	lastDur    int64
 	haveLast   bool
 	lastTB     astiav.Rational
-	// Media clock (seconds) for the buffer span and Realtime pacing.
-	media       float64
-	prevOutDTS  int64
-	havePrevDTS bool
+	// Media clock (seconds) for the buffer span and Realtime pacing;
+	// started once a packet was read (lastOutDTS is the step's origin).
+	media   float64
+	started bool
 	// Realtime pacing base.
 	paceSet   bool
 	paceWall  time.Time
@@ -110,7 +111,7 @@ func (in *Ingest) readLoop(ctx context.Context, q *queue, wd *watchdog) error {
 	st := &readState{}
 	bo := backoff{min: in.cfg.BackoffMin, max: in.cfg.BackoffMax}
 	file := in.cfg.isFile()
-	input := avin.Redact(in.cfg.Input)
+	input := in.input
 	for {
 		res, err := in.session(ctx, q, wd, st)
 		in.connected.Store(false)
@@ -182,7 +183,6 @@ func (in *Ingest) probeAllowance() time.Duration {
 // openOptions are the avformat_open_input options: ours, then the user's.
 func (in *Ingest) openOptions() map[string]string {
 	o := map[string]string{}
-	scheme := avin.Scheme(in.cfg.Input)
 	if !in.cfg.isFile() {
 		// FLV (RTMP) never tells the prober that no more streams will come,
 		// so avformat_find_stream_info reads for the whole analyzeduration
@@ -195,19 +195,17 @@ func (in *Ingest) openOptions() map[string]string {
 		// For RTMP, "timeout" is the listen timeout in seconds: leave it
 		// (default: wait forever; the context cancels the wait).
 		o["listen"] = "1"
-	case scheme != "" && scheme != "file":
-		avin.SetTimeouts(o, scheme, in.cfg.ReadTimeout)
+	case avin.IsNetwork(in.cfg.Input):
+		avin.SetTimeouts(o, avin.Scheme(in.cfg.Input), in.cfg.ReadTimeout)
 	}
-	for k, v := range in.cfg.InputOptions {
-		o[k] = v
-	}
+	maps.Copy(o, in.cfg.InputOptions)
 	return o
 }
 
 // session runs one connection: open, probe, read until the end, an error,
 // or cancel.
 func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readState) (res sessionResult, err error) {
-	input := avin.Redact(in.cfg.Input)
+	input := in.input
 	// Cancel interrupts any blocking call now; Free waits for a running
 	// callback so nothing outlives the session.
 	intr, err := avin.Alloc(ctx)
@@ -389,23 +387,21 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 			}
 		}
 		outDTS, outPTS := dts+st.offset, pts+st.offset
+
+		// Media clock: advance by the DTS step; a jump (reconnect, bad
+		// timestamps) advances by one packet duration instead.
+		if st.started {
+			step := float64(dur) * tbf
+			if d := float64(outDTS-st.lastOutDTS) * tbf; d >= 0 && d < 10 {
+				step = d
+			}
+			st.media += step
+		}
+		st.started = true
 		if dur > 0 {
 			st.lastDur = dur
 		}
 		st.lastOutDTS, st.haveLast, st.lastTB = outDTS, true, tb
-
-		// Media clock: advance by the DTS step; a jump (reconnect, bad
-		// timestamps) advances by one packet duration instead.
-		step := float64(dur) * tbf
-		if st.havePrevDTS {
-			if d := float64(outDTS-st.prevOutDTS) * tbf; d >= 0 && d < 10 {
-				step = d
-			}
-		} else {
-			step = 0
-		}
-		st.prevOutDTS, st.havePrevDTS = outDTS, true
-		st.media += step
 
 		if in.cfg.Realtime {
 			if !st.paceSet {

@@ -156,6 +156,15 @@ func (q *queue) expired(it *item) bool {
 	return len(l) > 0 && (len(l) >= q.maxCount || q.spanOver(it, l[len(l)-1]))
 }
 
+// clear empties the queue and returns how many packets it held.
+func (q *queue) clear() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.live())
+	q.items, q.head = nil, 0
+	return n
+}
+
 // close marks the end of input; pop drains what is left.
 func (q *queue) close() {
 	q.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync/atomic"
 	"time"
 
@@ -78,8 +79,8 @@ type URLOptions struct {
 // Cancelling ctx interrupts a blocking open or read through FFmpeg's
 // interrupt callback (context.AfterFunc); Run then returns ctx.Err().
 //
-// Images carry no buffer pool (package chrysalis does not export one), so
-// each frame allocates its pixel buffer; Release is harmless.
+// Image buffers come from the URLSource's own chrysalis.ImagePool: the last
+// Release of an image returns its buffer for a later frame.
 type URLSource struct {
 	// URL is the FFmpeg input: a path or a URL. Required.
 	URL string
@@ -164,9 +165,7 @@ func (r *urlRun) openOptions() map[string]string {
 	if r.live {
 		avin.SetTimeouts(m, avin.Scheme(r.s.URL), r.o.ReadTimeout)
 	}
-	for k, v := range r.o.InputOptions {
-		m[k] = v
-	}
+	maps.Copy(m, r.o.InputOptions)
 	if m["listen"] != "" && m["listen"] != "0" {
 		delete(m, "rw_timeout") // waiting for a pusher is unbounded; ctx cancels it
 	}
@@ -207,11 +206,7 @@ func (r *urlRun) pass(ctx context.Context, out chan<- flow.Image) (int64, time.D
 	if vs == nil {
 		return 0, 0, fmt.Errorf("source: %s: %w", r.input, ErrNoVideo)
 	}
-	cp := vs.CodecParameters()
-	codec := cache.Codec{Name: cp.CodecID().Name(), Width: cp.Width(), Height: cp.Height(), Extradata: cp.ExtraData()}
-	if pf := cp.PixelFormat(); pf != astiav.PixelFormatNone {
-		codec.PixFmt = pf.Name()
-	}
+	codec := avin.Codec(vs.CodecParameters())
 	threads := r.o.Threads
 	if threads == 0 && r.live {
 		threads = 1
@@ -273,7 +268,7 @@ func (r *urlRun) pass(ctx context.Context, out chan<- flow.Image) (int64, time.D
 			return d.n, d.span(), err
 		}
 	}
-	err = dec.Flush(func(f *av.Frame) error { return d.emit(ctx, f) })
+	err = dec.Flush(emit)
 	var de *av.DecodeError
 	if errors.As(err, &de) {
 		r.s.corrupt.Add(1)

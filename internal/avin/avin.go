@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/asticode/go-astiav"
+
+	"github.com/chryscloud/chrysalis-go/cache"
 )
 
 // Scheme returns the lower-case scheme of a URL input, or "" for a plain
@@ -92,6 +94,26 @@ func VideoStream(fc *astiav.FormatContext) *astiav.Stream {
 		}
 	}
 	return nil
+}
+
+// Codec reads a stream's codec parameters: name, size, pixel format and a
+// copy of the extradata (LongName is left empty).
+func Codec(cp *astiav.CodecParameters) cache.Codec {
+	return cache.Codec{
+		Name:      cp.CodecID().Name(),
+		Width:     cp.Width(),
+		Height:    cp.Height(),
+		PixFmt:    PixFmtName(cp.PixelFormat()),
+		Extradata: cp.ExtraData(),
+	}
+}
+
+// PixFmtName is f's FFmpeg name, or "" for PixelFormatNone.
+func PixFmtName(f astiav.PixelFormat) string {
+	if f == astiav.PixelFormatNone {
+		return ""
+	}
+	return f.Name()
 }
 
 // ReasonCancel is Input.Reason after its context ended.
