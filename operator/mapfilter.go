@@ -48,9 +48,7 @@ func (m *MapOp) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.I
 			img.Release()
 		}
 		if err != nil {
-			if res != img {
-				res.Release()
-			}
+			res.Release() // nil-safe; the input itself when Func returned it
 			return err
 		}
 		if res == nil {

@@ -263,19 +263,9 @@ func (w *WindowReplay) waitFor(ctx context.Context, end time.Time) error {
 				"camera", w.Camera, "end", end, "newest", st.Last.Time(), "waited", maxWait)
 			return nil
 		}
-		block := min(left, time.Second)
-		if missing {
-			// Nothing to block on yet.
-			t := time.NewTimer(min(block, 100*time.Millisecond))
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			}
-			continue
-		}
-		if _, err := c.ReadAfter(ctx, w.Camera, st.Last, 1, block); err != nil {
+		// A blocking read also waits for a camera that is missing or empty
+		// (st.Last is then zero), as XREAD BLOCK does: no polling.
+		if _, err := c.ReadAfter(ctx, w.Camera, st.Last, 1, min(left, time.Second)); err != nil {
 			if cerr := ctx.Err(); cerr != nil {
 				return cerr
 			}

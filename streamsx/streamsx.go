@@ -35,6 +35,7 @@ package streamsx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/reugn/go-streams"
@@ -166,7 +167,7 @@ func Operator(build func(src streams.Source) streams.Flow) *StreamsOperator {
 // go-streams goroutines of a pipeline built on src wind down too.
 func (o *StreamsOperator) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.Image) error {
 	if o.Build == nil {
-		return fmt.Errorf("streamsx: StreamsOperator needs a Build func")
+		return errors.New("streamsx: StreamsOperator needs a Build func")
 	}
 	ictx, cancel := context.WithCancel(ctx)
 	defer cancel()

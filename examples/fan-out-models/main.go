@@ -120,16 +120,21 @@ func run(f *excam.Flags, latency time.Duration) error {
 // chrysalis.GRAY8, Width: 320, Height: 180}) converts and resizes in one
 // swscale pass. With OpenCV, gocvwin.ToMat plus gocv.Resize and
 // gocv.CvtColor do the same as this loop.
+//
+// The thumbnails' buffers come from an ImagePool: the detector's sink
+// releases each one, so in steady state no frame allocates a new buffer.
 func grayThumb(w, h int) func(context.Context, flow.Image) (flow.Image, error) {
+	var pool chrysalis.ImagePool
 	return func(_ context.Context, img flow.Image) (flow.Image, error) {
 		if img.Format != chrysalis.BGR24 {
 			return nil, fmt.Errorf("gray thumbnail: want BGR24, got %v", img.Format)
 		}
 		out := &chrysalis.ChImage{
 			Camera: img.Camera, Time: img.Time, ID: img.ID, Keyframe: img.Keyframe, PictType: img.PictType, PTS: img.PTS,
-			Width: w, Height: h, Stride: w, Format: chrysalis.GRAY8, Data: make([]byte, w*h),
+			Width: w, Height: h, Stride: w, Format: chrysalis.GRAY8, Data: pool.Buffer(w * h),
 			Modified: true, // the pixels are no longer the packet's
 		}
+		pool.Attach(out)
 		for y := range h {
 			row := img.Data[(y*img.Height/h)*img.Stride:]
 			for x := range w {

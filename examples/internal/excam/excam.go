@@ -141,22 +141,24 @@ func (f *Flags) openDemo(ctx context.Context) (*chrysalis.Client, func(), error)
 	}
 
 	// Wait for the first frame, so that the example never sees an unknown
-	// camera.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
+	// camera. The read blocks until it arrives (a blocking read waits for a
+	// camera that is not there yet); the bound only lets us notice an
+	// ingest that stopped first.
 	for {
-		if _, err := mem.Stats(ctx, f.Camera); err == nil {
+		pkts, err := mem.ReadAfter(ctx, f.Camera, cache.ID{}, 1, 100*time.Millisecond)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		if len(pkts) > 0 {
 			return chrysalis.New(mem, chrysalis.Options{}), release, nil
 		}
 		select {
-		case <-ctx.Done():
-			release()
-			return nil, nil, ctx.Err()
 		case err := <-done:
 			done <- err // release reads it again
 			release()
 			return nil, nil, fmt.Errorf("demo camera stopped: %v", err)
-		case <-tick.C:
+		default:
 		}
 	}
 }
