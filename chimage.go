@@ -133,25 +133,37 @@ func (p *packed3) At(x, y int) color.Color {
 
 // ToRGBA converts to a new *image.RGBA (a copy), for encoders that are fast
 // on RGBA.
-func (im *ChImage) ToRGBA() *image.RGBA {
-	out := image.NewRGBA(image.Rect(0, 0, im.Width, im.Height))
+func (im *ChImage) ToRGBA() *image.RGBA { return im.ToRGBAInto(nil) }
+
+// ToRGBAInto converts into dst when it has the image's size (dst is reused,
+// e.g. one buffer per encoder), else into a new *image.RGBA, and returns
+// the result.
+func (im *ChImage) ToRGBAInto(dst *image.RGBA) *image.RGBA {
+	r := image.Rect(0, 0, im.Width, im.Height)
+	if dst == nil || dst.Rect != r {
+		dst = image.NewRGBA(r)
+	}
 	for y := 0; y < im.Height; y++ {
-		src := im.Data[y*im.Stride:]
-		dst := out.Pix[y*out.Stride:]
-		for x := 0; x < im.Width; x++ {
-			switch im.Format {
-			case GRAY8:
-				g := src[x]
-				dst[4*x], dst[4*x+1], dst[4*x+2] = g, g, g
-			case RGB24:
-				dst[4*x], dst[4*x+1], dst[4*x+2] = src[3*x], src[3*x+1], src[3*x+2]
-			default:
-				dst[4*x], dst[4*x+1], dst[4*x+2] = src[3*x+2], src[3*x+1], src[3*x]
+		d := dst.Pix[y*dst.Stride : y*dst.Stride+4*im.Width]
+		switch im.Format {
+		case GRAY8:
+			src := im.Data[y*im.Stride : y*im.Stride+im.Width]
+			for x, g := range src {
+				d[4*x], d[4*x+1], d[4*x+2], d[4*x+3] = g, g, g, 0xff
 			}
-			dst[4*x+3] = 255
+		case RGB24:
+			src := im.Data[y*im.Stride : y*im.Stride+3*im.Width]
+			for i, j := 0, 0; i < len(src); i, j = i+3, j+4 {
+				d[j], d[j+1], d[j+2], d[j+3] = src[i], src[i+1], src[i+2], 0xff
+			}
+		default: // BGR24
+			src := im.Data[y*im.Stride : y*im.Stride+3*im.Width]
+			for i, j := 0, 0; i < len(src); i, j = i+3, j+4 {
+				d[j], d[j+1], d[j+2], d[j+3] = src[i+2], src[i+1], src[i], 0xff
+			}
 		}
 	}
-	return out
+	return dst
 }
 
 // bufPool recycles frame buffers: a small bounded free list rather than a
@@ -201,3 +213,7 @@ func (ip *ImagePool) Buffer(n int) []byte { return ip.p.get(n) }
 // Attach makes img's last Release return img.Data to the pool. Attach an
 // image before it is shared.
 func (ip *ImagePool) Attach(img *ChImage) { img.pool = &ip.p }
+
+// Put returns a buffer that never made it into an image (e.g. a failed
+// conversion).
+func (ip *ImagePool) Put(buf []byte) { ip.p.put(buf) }

@@ -368,6 +368,7 @@ func (d *urlDecode) emit(ctx context.Context, f *av.Frame) error {
 	buf := r.s.pool.Buffer(gw * gh * r.o.Format.BytesPerPixel())
 	out, stride, w, h, err := d.conv.Convert(f, r.o.Width, r.o.Height, r.o.Format, buf)
 	if err != nil {
+		r.s.pool.Put(buf)
 		return fmt.Errorf("source: %s: %w", r.input, err)
 	}
 	id := cache.ID{MS: uint64(ms), Seq: r.seq}
