@@ -179,7 +179,6 @@ type MP4Writer struct {
 	pb  *astiav.IOContext
 	st  *astiav.Stream
 	pkt *astiav.Packet
-	buf []byte
 
 	mode       VideoMode
 	headerDone bool
@@ -194,7 +193,8 @@ type MP4Writer struct {
 	lastPTS    int64 // encode
 	lastNumber int64
 	gap        bool
-	pend       held
+	pend       held          // the packet waiting for its duration; data unset
+	pendData   avmux.Payload // pend's data
 	havePend   bool
 	lastDur    int64
 
@@ -462,13 +462,13 @@ func (w *MP4Writer) writeHeader() error {
 func (w *MP4Writer) queue(p held) error {
 	if w.havePend {
 		dur := p.dts - w.pend.dts
-		if err := w.writeHeld(w.pend, dur); err != nil {
+		if err := w.writePend(dur); err != nil {
 			return err
 		}
 		w.lastDur = dur
 	}
-	w.pend.data = append(w.pend.data[:0], p.data...)
-	w.pend.pts, w.pend.dts, w.pend.key = p.pts, p.dts, p.key
+	w.pendData.Set(p.data)
+	w.pend = held{pts: p.pts, dts: p.dts, key: p.key}
 	w.havePend = true
 	return nil
 }
@@ -481,14 +481,14 @@ func (w *MP4Writer) flushHeld() error {
 	w.havePend = false
 	dur := w.lastDur
 	if dur <= 0 {
-		dur = int64(90000 / w.o.FPS)
+		dur = int64(ticksPerSecond / w.o.FPS)
 	}
-	return w.writeHeld(w.pend, dur)
+	return w.writePend(dur)
 }
 
-func (w *MP4Writer) writeHeld(h held, dur int64) error {
-	p := avmux.Packet{Data: h.data, PTS: h.pts, DTS: h.dts, Dur: dur, Key: h.key}
-	if err := avmux.WritePacket(w.fc, w.st, w.pkt, &w.buf, tb, p); err != nil {
+func (w *MP4Writer) writePend(dur int64) error {
+	p := avmux.Packet{Data: &w.pendData, PTS: w.pend.pts, DTS: w.pend.dts, Dur: dur, Key: w.pend.key}
+	if err := avmux.WritePacket(w.fc, w.st, w.pkt, tb, p); err != nil {
 		return fmt.Errorf("sink: writing packet: %w", err)
 	}
 	w.packets.Add(1)

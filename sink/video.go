@@ -92,7 +92,23 @@ func (m *imageMuxer) add(img flow.Image) error {
 		return nil
 	}
 	heap.Push(&m.q, img.Packet)
+	return m.trim()
+}
+
+// trim writes the oldest queued packets until reorderDepth are left.
+func (m *imageMuxer) trim() error {
 	for m.q.Len() > reorderDepth {
+		if err := m.pop(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drain writes every queued packet. A packet refused for a codec change
+// stays queued.
+func (m *imageMuxer) drain() error {
+	for m.q.Len() > 0 {
 		if err := m.pop(); err != nil {
 			return err
 		}
@@ -128,21 +144,12 @@ func (m *imageMuxer) seed(q []cache.Packet) error {
 	for _, p := range q {
 		heap.Push(&m.q, p)
 	}
-	for m.q.Len() > reorderDepth {
-		if err := m.pop(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return m.trim()
 }
 
 // close drains the reorder queue and finalizes the file.
 func (m *imageMuxer) close() error {
-	var err error
-	for m.q.Len() > 0 && err == nil {
-		err = m.pop()
-	}
-	return errors.Join(err, m.w.Close())
+	return errors.Join(m.drain(), m.w.Close())
 }
 
 // VideoStats are a video sink's counters.
@@ -222,7 +229,7 @@ func (v *VideoWriter) update(m *imageMuxer, finished bool) {
 	defer v.mu.Unlock()
 	v.stats.MP4Stats = m.w.Stats()
 	v.stats.Modified, v.stats.NoPacket = m.modified, m.noPacket
-	if finished && m.w.Stats().Packets > 0 {
+	if finished && v.stats.Packets > 0 {
 		v.stats.Files = 1
 	}
 }
@@ -312,10 +319,7 @@ func (c *ClipWriter) Run(ctx context.Context, in <-chan flow.Image) (err error) 
 	finishOne := func() ([]cache.Packet, error) {
 		m := cur
 		cur = nil
-		var err error
-		for m.q.Len() > 0 && err == nil {
-			err = m.pop()
-		}
+		err := m.drain()
 		var rest []cache.Packet
 		if errors.Is(err, ErrCodecChanged) {
 			rest, err = m.takeQueue(), nil

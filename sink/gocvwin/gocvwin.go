@@ -21,15 +21,23 @@ import (
 	"github.com/chryscloud/chrysalis-go/flow"
 )
 
-// matType returns the Mat type of a pixel format.
-func matType(f chrysalis.PixelFormat) (gocv.MatType, error) {
-	switch f {
+// layout returns img's Mat type and the bytes of pixels in one row, after
+// checking that img.Data holds the image.
+func layout(img *chrysalis.ChImage) (gocv.MatType, int, error) {
+	var mt gocv.MatType
+	switch img.Format {
 	case chrysalis.BGR24, chrysalis.RGB24:
-		return gocv.MatTypeCV8UC3, nil
+		mt = gocv.MatTypeCV8UC3
 	case chrysalis.GRAY8:
-		return gocv.MatTypeCV8UC1, nil
+		mt = gocv.MatTypeCV8UC1
+	default:
+		return 0, 0, fmt.Errorf("gocvwin: unsupported pixel format %v", img.Format)
 	}
-	return 0, fmt.Errorf("gocvwin: unsupported pixel format %v", f)
+	row := img.Width * img.Format.BytesPerPixel()
+	if img.Width <= 0 || img.Height <= 0 || img.Stride < row || len(img.Data) < (img.Height-1)*img.Stride+row {
+		return 0, 0, fmt.Errorf("gocvwin: bad image %dx%d stride %d, %d bytes", img.Width, img.Height, img.Stride, len(img.Data))
+	}
+	return mt, row, nil
 }
 
 // ToMat returns img as a gocv.Mat: CV_8UC3 for BGR24 (OpenCV's native
@@ -51,13 +59,9 @@ func matType(f chrysalis.PixelFormat) (gocv.MatType, error) {
 // Otherwise (padded rows) the pixels are copied into a Mat owned by
 // OpenCV. Either way the caller must Close the Mat.
 func ToMat(img *chrysalis.ChImage) (gocv.Mat, error) {
-	mt, err := matType(img.Format)
+	mt, row, err := layout(img)
 	if err != nil {
 		return gocv.Mat{}, err
-	}
-	row := img.Width * img.Format.BytesPerPixel()
-	if img.Width <= 0 || img.Height <= 0 || img.Stride < row || len(img.Data) < (img.Height-1)*img.Stride+row {
-		return gocv.Mat{}, fmt.Errorf("gocvwin: bad image %dx%d stride %d, %d bytes", img.Width, img.Height, img.Stride, len(img.Data))
 	}
 	if img.Stride == row {
 		return gocv.NewMatFromBytes(img.Height, img.Width, mt, img.Data[:img.Height*row])
@@ -68,13 +72,9 @@ func ToMat(img *chrysalis.ChImage) (gocv.Mat, error) {
 // ToMatCopy returns a Mat with its own copy of img's pixels (types as
 // ToMat), independent of the image's lifetime. The caller must Close it.
 func ToMatCopy(img *chrysalis.ChImage) (gocv.Mat, error) {
-	mt, err := matType(img.Format)
+	mt, row, err := layout(img)
 	if err != nil {
 		return gocv.Mat{}, err
-	}
-	row := img.Width * img.Format.BytesPerPixel()
-	if img.Width <= 0 || img.Height <= 0 || img.Stride < row || len(img.Data) < (img.Height-1)*img.Stride+row {
-		return gocv.Mat{}, fmt.Errorf("gocvwin: bad image %dx%d stride %d, %d bytes", img.Width, img.Height, img.Stride, len(img.Data))
 	}
 	return copyToMat(img, mt, row)
 }
