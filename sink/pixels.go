@@ -27,32 +27,6 @@ func (b *pixBuf) view(img *chrysalis.ChImage) (image.Image, error) {
 	if img.Format == chrysalis.GRAY8 {
 		return &image.Gray{Pix: img.Data, Stride: img.Stride, Rect: r}, nil
 	}
-	if b.rgba == nil || b.rgba.Rect != r {
-		b.rgba = image.NewRGBA(r)
-	}
-	bgr := img.Format == chrysalis.BGR24
-	for y := 0; y < h; y++ {
-		packedToRGBA(b.rgba.Pix[y*b.rgba.Stride:y*b.rgba.Stride+4*w], img.Data[y*img.Stride:y*img.Stride+3*w], bgr)
-	}
+	b.rgba = img.ToRGBAInto(b.rgba)
 	return b.rgba, nil
-}
-
-// packedToRGBA converts one row of 3-byte pixels to opaque RGBA.
-func packedToRGBA(dst, src []byte, bgr bool) {
-	n := len(src) / 3
-	dst = dst[:4*n]
-	src = src[:3*n]
-	if bgr {
-		for i, j := 0, 0; i < len(src); i, j = i+3, j+4 {
-			s := src[i : i+3 : i+3]
-			d := dst[j : j+4 : j+4]
-			d[0], d[1], d[2], d[3] = s[2], s[1], s[0], 0xff
-		}
-		return
-	}
-	for i, j := 0, 0; i < len(src); i, j = i+3, j+4 {
-		s := src[i : i+3 : i+3]
-		d := dst[j : j+4 : j+4]
-		d[0], d[1], d[2], d[3] = s[0], s[1], s[2], 0xff
-	}
 }
