@@ -108,9 +108,6 @@ func (w *Watch) serveScreenshot(rw http.ResponseWriter, r *http.Request) {
 	rw.Write(b.Bytes())
 }
 
-// exportPage is how many packets an export reads per cache round trip.
-const exportPage = 256
-
 // serveExport answers the camera's last ?last= (default 10 s) as an MP4
 // attachment, remuxed from the cache from the keyframe at or before the
 // window's start to the newest packet. X-Frames, X-Start-Timestamp and
@@ -181,60 +178,11 @@ func (w *Watch) export(ctx context.Context, cam string, last time.Duration, dir 
 	}
 	end := st.Last
 	startMS := end.MS - min(uint64(last.Milliseconds()), end.MS)
-	from := cache.ID{MS: startMS}
-	kf, err := cc.KeyframeAtOrBefore(ctx, cam, cache.ID{MS: startMS, Seq: ^uint64(0)})
-	switch {
-	case err == nil:
-		from = kf.ID
-	case errors.Is(err, cache.ErrNotFound):
-		// The window starts before the oldest keyframe: the writer skips
-		// to the first keyframe inside it.
-	default:
-		return exported{}, err
-	}
-	cd, err := cc.Codec(ctx, cam)
-	if err != nil && !errors.Is(err, cache.ErrNotFound) && !errors.Is(err, cache.ErrUnknownCamera) {
-		return exported{}, err
-	}
 	path := filepath.Join(dir, "export.mp4")
-	mw, err := sink.CreateMP4(path, cd, sink.VideoOptions{FastStart: true, Logger: w.log})
+	ex, err := sink.ExportMP4(ctx, cc, cam, cache.ID{MS: startMS}, end, path,
+		sink.VideoOptions{FastStart: true, Logger: w.log}, nil)
 	if err != nil {
 		return exported{}, err
 	}
-	defer mw.Close()
-	var first, lastMS int64
-	for done := false; !done; {
-		pkts, err := cc.Range(ctx, cam, from, end, exportPage)
-		if err != nil {
-			return exported{}, err
-		}
-		done = len(pkts) < exportPage
-		for _, p := range pkts {
-			err := mw.WritePacket(p)
-			if errors.Is(err, sink.ErrCodecChanged) {
-				// The camera changed parameters inside the window: export
-				// up to the change.
-				w.log.Info("watch: export stops at a codec change", "camera", cam, "at", p.ID.String())
-				done = true
-				break
-			}
-			if err != nil {
-				return exported{}, err
-			}
-			if first == 0 && p.Keyframe { // the writer starts at the first keyframe
-				first = int64(p.ID.MS)
-			}
-			lastMS = int64(p.ID.MS)
-		}
-		if len(pkts) > 0 {
-			from = pkts[len(pkts)-1].ID.Next()
-		}
-	}
-	if err := mw.Close(); err != nil {
-		if errors.Is(err, sink.ErrNoFrames) {
-			return exported{}, fmt.Errorf("camera %q: no keyframe in the last %v: %w", cam, last, cache.ErrNotFound)
-		}
-		return exported{}, err
-	}
-	return exported{path: path, frames: mw.Stats().Packets, startMS: first, endMS: lastMS}, nil
+	return exported{path: path, frames: ex.Frames, startMS: ex.FirstMS, endMS: ex.LastMS}, nil
 }
