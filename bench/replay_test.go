@@ -22,6 +22,7 @@ import (
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 	"github.com/chryscloud/chrysalis-go/internal/av"
+	"github.com/chryscloud/chrysalis-go/internal/avin"
 	"github.com/chryscloud/chrysalis-go/internal/pb"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
@@ -176,13 +177,7 @@ func fileDecode(b *testing.B, path string, loops int) run {
 	if err := fc.FindStreamInfo(nil); err != nil {
 		b.Fatal(err)
 	}
-	var st *astiav.Stream
-	for _, s := range fc.Streams() {
-		if s.CodecParameters().MediaType() == astiav.MediaTypeVideo {
-			st = s
-			break
-		}
-	}
+	st := avin.VideoStream(fc)
 	if st == nil {
 		b.Fatalf("%s: no video stream", path)
 	}

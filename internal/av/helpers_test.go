@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/asticode/go-astiav"
+
+	"github.com/chryscloud/chrysalis-go/internal/avin"
 )
 
 func TestMain(m *testing.M) {
@@ -48,13 +50,7 @@ func demux(tb testing.TB, path string) testStream {
 	if err := fc.FindStreamInfo(nil); err != nil {
 		tb.Fatalf("finding stream info of %s: %v", path, err)
 	}
-	var st *astiav.Stream
-	for _, s := range fc.Streams() {
-		if s.CodecParameters().MediaType() == astiav.MediaTypeVideo {
-			st = s
-			break
-		}
-	}
+	st := avin.VideoStream(fc)
 	if st == nil {
 		tb.Fatalf("%s: no video stream", path)
 	}
