@@ -55,6 +55,16 @@ func (f *readFlags) open(ctx context.Context) (*chrysalis.Client, func(), error)
 	return cl, func() { cl.Close(); resetLog() }, nil
 }
 
+// openCamera opens the client and the --camera handle; done closes both.
+func (f *readFlags) openCamera(ctx context.Context, o chrysalis.CameraOptions) (*chrysalis.Camera, func(), error) {
+	cl, done, err := f.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cam := cl.Camera(f.camera, o)
+	return cam, func() { cam.Close(); done() }, nil
+}
+
 func newProbeCmd() *cobra.Command {
 	var rf readFlags
 	var asJSON bool
@@ -68,13 +78,11 @@ duration, the frame and keyframe counts, codec, width and height.`,
   chrysalis probe --camera cam1 --json | jq .fps`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, done, err := rf.open(cmd.Context())
+			cam, done, err := rf.openCamera(cmd.Context(), chrysalis.CameraOptions{})
 			if err != nil {
 				return err
 			}
 			defer done()
-			cam := cl.Camera(rf.camera, chrysalis.CameraOptions{})
-			defer cam.Close()
 			p, err := cam.Probe(cmd.Context())
 			if err != nil {
 				return err
@@ -138,13 +146,11 @@ func newLatestCmd() *cobra.Command {
 			if _, err := imageFormat(out); err != nil {
 				return err
 			}
-			cl, done, err := rf.open(cmd.Context())
+			cam, done, err := rf.openCamera(cmd.Context(), chrysalis.CameraOptions{Width: width, Height: height})
 			if err != nil {
 				return err
 			}
 			defer done()
-			cam := cl.Camera(rf.camera, chrysalis.CameraOptions{Width: width, Height: height})
-			defer cam.Close()
 			img, err := cam.Latest(cmd.Context())
 			if err != nil {
 				return err
@@ -190,13 +196,11 @@ as -5s.`,
 			if err != nil {
 				return err
 			}
-			cl, done, err := rf.open(cmd.Context())
+			cam, done, err := rf.openCamera(cmd.Context(), chrysalis.CameraOptions{})
 			if err != nil {
 				return err
 			}
 			defer done()
-			cam := cl.Camera(rf.camera, chrysalis.CameraOptions{})
-			defer cam.Close()
 			img, err := cam.Screenshot(cmd.Context(), t)
 			if err != nil {
 				return err
