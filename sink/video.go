@@ -242,6 +242,11 @@ type ClipOptions struct {
 	// Gap ends a clip when the next image's timestamp is more than Gap
 	// after the previous one's. Default 1 s.
 	Gap time.Duration
+	// MaxDuration, when set, bounds a clip of continuous images (a scene
+	// in constant motion): once a clip spans MaxDuration, the next
+	// keyframe image starts a new file, so a clip is at most MaxDuration
+	// plus one GOP long. 0 means no bound.
+	MaxDuration time.Duration
 	// Pattern names each clip from its first image; the placeholders are
 	// ImageOptions.Pattern's ({seq} counts clips). Default
 	// "{camera}_{ts}.mp4".
@@ -264,7 +269,8 @@ var _ flow.Sink = (*ClipWriter)(nil)
 
 // Clips returns a sink for record-on-motion: it writes one MP4 per burst
 // of images under dir, starting a new file when the gap between two
-// consecutive image timestamps exceeds o.Gap (and on a codec change). Each
+// consecutive image timestamps exceeds o.Gap, at the first keyframe past
+// o.MaxDuration, and on a codec change. Each
 // clip is written like VideoFile (mode chosen from the clip's first image).
 // Feed it the frames around an event, e.g. from a replay operator; a burst
 // in remux mode starts at its first keyframe.
@@ -298,8 +304,9 @@ func (c *ClipWriter) Run(ctx context.Context, in <-chan flow.Image) (err error) 
 		return fmt.Errorf("sink: %w", err)
 	}
 	var (
-		cur  *imageMuxer
-		last time.Time
+		cur   *imageMuxer
+		first time.Time // the current clip's first image
+		last  time.Time
 	)
 	start := func(camera string, t time.Time) error {
 		name := filepath.Join(c.dir, expandPattern(o.Pattern, camera, t, c.n.Add(1)))
@@ -311,7 +318,7 @@ func (c *ClipWriter) Run(ctx context.Context, in <-chan flow.Image) (err error) 
 			return err
 		}
 		m.camera = camera
-		cur = m
+		cur, first = m, t
 		return nil
 	}
 	// finishOne finalizes the current clip and returns the packets it could
@@ -381,7 +388,8 @@ func (c *ClipWriter) Run(ctx context.Context, in <-chan flow.Image) (err error) 
 		}
 	}()
 	return each(ctx, in, func(img flow.Image) error {
-		if cur != nil && img.Time.Sub(last) > o.Gap {
+		long := o.MaxDuration > 0 && img.Keyframe && img.Time.Sub(first) >= o.MaxDuration
+		if cur != nil && (img.Time.Sub(last) > o.Gap || long) {
 			if err := finish(); err != nil {
 				img.Release()
 				return err

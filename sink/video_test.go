@@ -373,3 +373,31 @@ func TestVideoFileRemuxModified(t *testing.T) {
 	}
 	checkExact(t, out, testclip.Reference(t, "clip720.mp4", "bgr24", 0, 0), 0, 10)
 }
+
+// MaxDuration splits continuous images into clips at the first keyframe
+// past the bound. clip720 is 100 frames with a keyframe every 50 (2 s).
+func TestClipsMaxDuration(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := loadClip(t, "clip720.mp4")
+	for _, tc := range []struct {
+		max    time.Duration
+		frames []int // per clip
+	}{
+		{time.Second, []int{50, 50}},     // past 1 s at frame 25: split at the keyframe 50
+		{2 * time.Second, []int{50, 50}}, // frame 50 is exactly 2 s in
+		{3 * time.Second, []int{100}},    // no keyframe past 3 s
+	} {
+		imgs := f.images(t, chrysalis.CameraOptions{}, 0, 99)
+		c := sink.Clips(t.TempDir(), sink.ClipOptions{MaxDuration: tc.max})
+		if err := c.Run(context.Background(), feed(context.Background(), imgs)); err != nil {
+			t.Fatal(err)
+		}
+		files := c.Files()
+		if len(files) != len(tc.frames) {
+			t.Fatalf("MaxDuration %v: %d clips %v, want %d", tc.max, len(files), files, len(tc.frames))
+		}
+		for i, n := range tc.frames {
+			checkVideo(t, files[i], "h264", n, float64(n)*0.04)
+		}
+	}
+}

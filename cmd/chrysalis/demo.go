@@ -41,6 +41,7 @@ type demoConfig struct {
 	listen    bool
 	fps       float64
 	threshold float64
+	maxClip   time.Duration
 	redis     redisFlags
 	verbose   bool
 	asJSON    bool
@@ -78,6 +79,7 @@ It prints live counters (fps, frame age, drops per branch) and stops after
 	f.BoolVar(&dc.listen, "listen", false, "wait for the camera to push RTMP to --input")
 	f.Float64Var(&dc.fps, "fps", 10, "analysis rate: the throttle ahead of the branches")
 	f.Float64Var(&dc.threshold, "motion-threshold", 1.5, "motion score (mean gray difference 0..255) that triggers a clip")
+	f.DurationVar(&dc.maxClip, "max-clip", time.Minute, "longest motion clip: constant motion starts a new file at the next keyframe past it (0: no limit)")
 	f.BoolVar(&dc.verbose, "verbose", false, "debug logging")
 	f.BoolVar(&dc.asJSON, "json", false, "print the final summary as JSON")
 	dc.redis.register(c)
@@ -98,6 +100,8 @@ func runDemo(ctx context.Context, stdout io.Writer, dc demoConfig) error {
 	switch {
 	case dc.fps <= 0:
 		return usagef("--fps must be positive")
+	case dc.maxClip < 0:
+		return usagef("--max-clip must not be negative")
 	case dc.duration < 0:
 		return usagef("--duration must not be negative")
 	case dc.camera == "":
@@ -158,7 +162,7 @@ func runDemo(ctx context.Context, stdout io.Writer, dc demoConfig) error {
 	preview := sink.NewMJPEGServer(sink.MJPEGOptions{MaxFPS: 15, Logger: log})
 	defer preview.Close()
 	snaps := sink.ImageFiles(snapDir, sink.ImageOptions{Every: time.Second, Logger: log})
-	clips := sink.Clips(clipDir, sink.ClipOptions{})
+	clips := sink.Clips(clipDir, sink.ClipOptions{MaxDuration: dc.maxClip})
 	live := source.Live(cl, dc.camera, chrysalis.CameraOptions{Logger: log})
 	live.WaitForCamera = true
 	motion := &operator.Motion{Threshold: dc.threshold, MinInterval: 3 * time.Second}

@@ -58,6 +58,7 @@ func TestReadCommandsBadInput(t *testing.T) {
 		{"version bad url", []string{"version", "--redis-url", "ftp://x"}, "", exitUsage, "bad --redis-url"},
 		{"version unreachable", []string{"version", "--redis-url", "redis://127.0.0.1:1"}, "", exitCache, "unreachable"},
 		{"demo bad fps", []string{"demo", "--fps", "0"}, "", exitUsage, "--fps must be positive"},
+		{"demo negative max-clip", []string{"demo", "--max-clip", "-1s"}, "", exitUsage, "--max-clip must not be negative"},
 		{"demo listen without input", []string{"demo", "--listen"}, "", exitUsage, "--listen needs --input"},
 		{"demo redis without input", []string{"demo", "--redis-url", "redis://127.0.0.1:1"}, "", exitUsage, "name the camera with --input"},
 		{"demo busy port", []string{"demo", "--http", "256.0.0.1:99999"}, "", exitUsage, "cannot serve the preview"},
