@@ -3,6 +3,7 @@ package chrysalis
 import (
 	"image"
 	"image/color"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,26 +169,47 @@ func (im *ChImage) ToRGBAInto(dst *image.RGBA) *image.RGBA {
 
 // bufPool recycles frame buffers: a small bounded free list rather than a
 // sync.Pool, because a GC empties a sync.Pool and a live pipeline would
-// then allocate a fresh multi-megabyte frame buffer.
+// then allocate a fresh multi-megabyte frame buffer. The list is trimmed to
+// the working set: buffers that stayed free for a whole window of
+// trimEvery gets were not needed and are let go, so a one-off burst (a
+// stalled sink, a long replay) does not pin its peak for the rest of the
+// run.
 type bufPool struct {
 	mu   sync.Mutex
 	bufs [][]byte
+	gets int // in the current window
+	low  int // fewest free buffers seen in the current window
 }
 
-// maxPooled bounds the free list: a graph rarely holds more frames than its
-// edge buffers.
-const maxPooled = 16
+const (
+	// maxPooled bounds the free list: a graph rarely holds more frames
+	// than its edge buffers.
+	maxPooled = 16
+	// trimEvery is the trim window in gets (10 s of a 25 fps camera).
+	trimEvery = 250
+)
 
 func (b *bufPool) get(n int) []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.gets++; b.gets > trimEvery {
+		// The oldest b.low buffers were free throughout the window.
+		b.bufs = slices.Delete(b.bufs, 0, b.low)
+		b.gets, b.low = 1, len(b.bufs)
+	}
+	var buf []byte
 	for i := len(b.bufs) - 1; i >= 0; i-- {
-		if buf := b.bufs[i]; cap(buf) >= n {
-			b.bufs = append(b.bufs[:i], b.bufs[i+1:]...)
-			return buf[:n]
+		if cap(b.bufs[i]) >= n {
+			buf = b.bufs[i][:n]
+			b.bufs = slices.Delete(b.bufs, i, i+1)
+			break
 		}
 	}
-	return make([]byte, n)
+	b.low = min(b.low, len(b.bufs))
+	if buf == nil {
+		buf = make([]byte, n)
+	}
+	return buf
 }
 
 func (b *bufPool) put(buf []byte) {
@@ -199,6 +221,13 @@ func (b *bufPool) put(buf []byte) {
 	if len(b.bufs) < maxPooled {
 		b.bufs = append(b.bufs, buf)
 	}
+}
+
+// free is the number of pooled buffers.
+func (b *bufPool) free() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.bufs)
 }
 
 // ImagePool recycles pixel buffers for code that builds its own images (a
