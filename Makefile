@@ -12,8 +12,9 @@ BENCH_PKGS := python3-av python3-redis python3-protobuf python3-numpy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := bin/chrysalis
 DEMO_ARGS ?=
+SOAK ?= 10m
 
-.PHONY: all deps bench-deps build test vet bench demo clean testdata generate
+.PHONY: all deps bench-deps build test vet bench soak demo clean testdata generate
 
 all: build
 
@@ -45,6 +46,12 @@ test: deps vet
 # package at a time so they do not compete for the 2 cores.
 bench: bench-deps
 	go test -p 1 -run '^$$' -bench . -benchmem -benchtime 3x ./...
+
+# DESIGN.md's "RSS bounded for a 10-minute live run": two demos and an
+# ffmpeg peer, sampled every 5 s for $(SOAK) (bench/soak_test.go);
+# `make soak SOAK=30m` runs longer.
+soak: deps
+	CHRYSALIS_SOAK=$(SOAK) go test -run '^$$' -bench LiveRSS -benchtime 1x -timeout 0 -v ./bench/
 
 demo: build
 	./$(BIN) demo $(DEMO_ARGS)
