@@ -174,7 +174,7 @@ func runDemo(ctx context.Context, stdout io.Writer, dc demoConfig) error {
 	replay := operator.NewWindowReplay(cl, dc.camera, 2*time.Second, 2*time.Second, chrysalis.CameraOptions{Logger: log})
 	replay.FromKeyframe = true // remuxed clips start on a keyframe: keep the whole pre-roll
 	rep := g.Op("replay", replay, mot, flow.Edge{Buffer: 4, Policy: flow.Block})
-	g.Sink("clips", clips, rep, flow.Edge{Buffer: 32, Policy: flow.Block})
+	g.Sink("clips", clips, rep, flow.Edge{Buffer: 4, Policy: flow.Block}) // Block: the replay waits; each buffered image is a whole frame
 	g.Sink("preview", preview.Sink(dc.camera), thr, flow.Edge{Buffer: 1, Policy: flow.DropOldest})
 
 	runCtx, stop := context.WithCancel(ctx)

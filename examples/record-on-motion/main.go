@@ -85,7 +85,7 @@ func run(f *excam.Flags, threshold float64, pre, post time.Duration, out string)
 	// clip needs every frame of its window, so that edge blocks too; the
 	// replay reads the cache, it never holds the camera back.
 	rep := g.Op("replay", replay, mot, flow.Edge{Buffer: 4, Policy: flow.Block})
-	g.Sink("clips", clips, rep, flow.Edge{Buffer: 32, Policy: flow.Block})
+	g.Sink("clips", clips, rep, flow.Edge{Buffer: 4, Policy: flow.Block}) // Block: the replay waits; each buffered image is a whole frame
 
 	fmt.Printf("watching %q for motion (threshold %.1f) for %s; clips go to %s\n", f.Camera, threshold, f.Duration, out)
 	if err := excam.IgnoreStop(g.Run(ctx)); err != nil {
