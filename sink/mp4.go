@@ -142,6 +142,8 @@ const (
 )
 
 // held is a packet waiting for its successor, which gives its duration.
+// Its data is read-only (cache data, or the encoder's own copy of its
+// packet), so holding it needs no copy.
 type held struct {
 	data     []byte
 	pts, dts int64 // ticks
@@ -179,6 +181,7 @@ type MP4Writer struct {
 	pb  *astiav.IOContext
 	st  *astiav.Stream
 	pkt *astiav.Packet
+	buf []byte
 
 	mode       VideoMode
 	headerDone bool
@@ -193,8 +196,7 @@ type MP4Writer struct {
 	lastPTS    int64 // encode
 	lastNumber int64
 	gap        bool
-	pend       held          // the packet waiting for its duration; data unset
-	pendData   avmux.Payload // pend's data
+	pend       held
 	havePend   bool
 	lastDur    int64
 
@@ -462,13 +464,12 @@ func (w *MP4Writer) writeHeader() error {
 func (w *MP4Writer) queue(p held) error {
 	if w.havePend {
 		dur := p.dts - w.pend.dts
-		if err := w.writePend(dur); err != nil {
+		if err := w.writeHeld(w.pend, dur); err != nil {
 			return err
 		}
 		w.lastDur = dur
 	}
-	w.pendData.Set(p.data)
-	w.pend = held{pts: p.pts, dts: p.dts, key: p.key}
+	w.pend = p // p.data is read-only cache data or the encoder's own copy
 	w.havePend = true
 	return nil
 }
@@ -483,12 +484,12 @@ func (w *MP4Writer) flushHeld() error {
 	if dur <= 0 {
 		dur = int64(ticksPerSecond / w.o.FPS)
 	}
-	return w.writePend(dur)
+	return w.writeHeld(w.pend, dur)
 }
 
-func (w *MP4Writer) writePend(dur int64) error {
-	p := avmux.Packet{Data: &w.pendData, PTS: w.pend.pts, DTS: w.pend.dts, Dur: dur, Key: w.pend.key}
-	if err := avmux.WritePacket(w.fc, w.st, w.pkt, tb, p); err != nil {
+func (w *MP4Writer) writeHeld(h held, dur int64) error {
+	p := avmux.Packet{Data: h.data, PTS: h.pts, DTS: h.dts, Dur: dur, Key: h.key}
+	if err := avmux.WritePacket(w.fc, w.st, w.pkt, &w.buf, tb, p); err != nil {
 		return fmt.Errorf("sink: writing packet: %w", err)
 	}
 	w.packets.Add(1)

@@ -302,12 +302,9 @@ func (d *Decoder) Decode(data []byte, pts, dts int64, keyframe bool, fn func(f *
 
 // fillPacket loads data into d.pkt with the zeroed padding FFmpeg requires.
 func (d *Decoder) fillPacket(data []byte, pts, dts int64, keyframe bool) error {
-	var zeros [inputPadding]byte
-	d.pktBuf = append(append(d.pktBuf[:0], data...), zeros[:]...)
-	if err := d.pkt.FromData(d.pktBuf); err != nil {
+	if err := FillPacket(d.pkt, &d.pktBuf, data); err != nil {
 		return fmt.Errorf("av: allocating packet failed: %w", err)
 	}
-	d.pkt.SetSize(len(data)) // the padding stays allocated after the payload
 	d.pkt.SetPts(pts)
 	d.pkt.SetDts(dts)
 	var flags astiav.PacketFlags

@@ -81,3 +81,17 @@ func astiavError(ret C.int) error {
 // inputPadding is AV_INPUT_BUFFER_PADDING_SIZE: the number of zeroed bytes
 // FFmpeg's bitstream readers may read past the end of a packet.
 const inputPadding = C.AV_INPUT_BUFFER_PADDING_SIZE
+
+// FillPacket loads data into pkt followed by the zeroed padding FFmpeg
+// requires, through *scratch (space the caller keeps between calls: the
+// padded copy is built there, then astiav copies it to C). pkt's size is
+// len(data); the padding stays allocated after it.
+func FillPacket(pkt *astiav.Packet, scratch *[]byte, data []byte) error {
+	var zeros [inputPadding]byte
+	*scratch = append(append((*scratch)[:0], data...), zeros[:]...)
+	if err := pkt.FromData(*scratch); err != nil {
+		return err
+	}
+	pkt.SetSize(len(data))
+	return nil
+}

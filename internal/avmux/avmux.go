@@ -131,43 +131,24 @@ func SetCodecParameters(cp *astiav.CodecParameters, id astiav.CodecID, cd cache.
 	return nil
 }
 
-// paddingSize is AV_INPUT_BUFFER_PADDING_SIZE: FFmpeg reads up to this many
-// bytes past a packet's payload and wants them zero.
-const paddingSize = 64
-
-// Payload is a packet's data followed by the zeroed padding FFmpeg reads
-// past its end. Filling it is the one Go-side copy of the data on the way
-// to the muxer; keep a Payload between packets to reuse its storage. The
-// zero Payload is empty.
-type Payload struct{ b []byte }
-
-// Set copies data into p, replacing what p held.
-func (p *Payload) Set(data []byte) {
-	var zeros [paddingSize]byte
-	p.b = append(append(p.b[:0], data...), zeros[:]...)
-}
-
-// Len is the length of the data, without the padding.
-func (p *Payload) Len() int { return max(len(p.b)-paddingSize, 0) }
-
 // Packet is one encoded video packet for WritePacket; its times are in the
 // time base WritePacket is given.
 type Packet struct {
-	Data          *Payload
+	Data          []byte
 	PTS, DTS, Dur int64
 	Key           bool
 }
 
 // WritePacket hands p to fc's interleaving muxer as a packet of stream st:
-// p.Data (padding included) is copied into pkt, and p's times are rescaled
-// from tb to the stream's time base. The muxer takes pkt's reference and
-// leaves it blank; on a muxer error pkt is unreferenced. Errors are
-// FFmpeg's, unwrapped: callers add their context.
-func WritePacket(fc *astiav.FormatContext, st *astiav.Stream, pkt *astiav.Packet, tb astiav.Rational, p Packet) error {
-	if err := pkt.FromData(p.Data.b); err != nil {
+// p.Data is copied into pkt through *buf (scratch space the caller keeps
+// between calls, extended with FFmpeg's zeroed padding), and p's times are
+// rescaled from tb to the stream's time base. The muxer takes pkt's
+// reference and leaves it blank; on a muxer error pkt is unreferenced.
+// Errors are FFmpeg's, unwrapped: callers add their context.
+func WritePacket(fc *astiav.FormatContext, st *astiav.Stream, pkt *astiav.Packet, buf *[]byte, tb astiav.Rational, p Packet) error {
+	if err := av.FillPacket(pkt, buf, p.Data); err != nil {
 		return err
 	}
-	pkt.SetSize(p.Data.Len())
 	pkt.SetStreamIndex(st.Index())
 	pkt.SetPts(p.PTS)
 	pkt.SetDts(p.DTS)

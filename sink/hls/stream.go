@@ -199,9 +199,9 @@ type muxer struct {
 	fc     *astiav.FormatContext
 	st     *astiav.Stream
 	pkt    *astiav.Packet
-	data   avmux.Payload // scratch for the packet being written
-	codec  cache.Codec   // the parameters the open muxer was set up with
-	opened int           // muxers opened so far
+	buf    []byte
+	codec  cache.Codec // the parameters the open muxer was set up with
+	opened int         // muxers opened so far
 
 	clock      avmux.Clock // packet times in ms
 	lastNumber int64
@@ -253,9 +253,8 @@ func (m *muxer) write(ctx context.Context, p cache.Packet) error {
 	if dur <= 0 {
 		dur = defaultDur
 	}
-	m.data.Set(p.Data)
-	if err := avmux.WritePacket(m.fc, m.st, m.pkt, tb,
-		avmux.Packet{Data: &m.data, PTS: pts, DTS: dts, Dur: dur, Key: p.Keyframe}); err != nil {
+	if err := avmux.WritePacket(m.fc, m.st, m.pkt, &m.buf, tb,
+		avmux.Packet{Data: p.Data, PTS: pts, DTS: dts, Dur: dur, Key: p.Keyframe}); err != nil {
 		return fmt.Errorf("hls: camera %q: writing packet %s: %w", m.camera, p.ID, err)
 	}
 	return nil
