@@ -1,6 +1,7 @@
 package chrysalis
 
 import (
+	"fmt"
 	"image"
 	"image/color"
 	"slices"
@@ -130,6 +131,19 @@ func (p *packed3) At(x, y int) color.Color {
 		return color.RGBA{p.pix[i+2], p.pix[i+1], p.pix[i], 255}
 	}
 	return color.RGBA{p.pix[i], p.pix[i+1], p.pix[i+2], 255}
+}
+
+// Check reports whether the image's size, stride and format describe its
+// Data: a known pixel format, positive size, a stride that holds a row, and
+// Data long enough for every row. The error wraps ErrBadImage. Images from
+// this package always pass; Check is for code that builds its own.
+func (im *ChImage) Check() error {
+	bpp := im.Format.BytesPerPixel()
+	row := im.Width * bpp
+	if bpp == 0 || im.Width <= 0 || im.Height <= 0 || im.Stride < row || len(im.Data) < (im.Height-1)*im.Stride+row {
+		return fmt.Errorf("%w: %dx%d %v stride %d, %d bytes", ErrBadImage, im.Width, im.Height, im.Format, im.Stride, len(im.Data))
+	}
+	return nil
 }
 
 // ToRGBA converts to a new *image.RGBA (a copy), for encoders that are fast

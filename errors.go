@@ -23,6 +23,9 @@ var (
 	ErrTrimmed = errors.New("window already trimmed from the cache")
 	// ErrBadWindow: start is after end.
 	ErrBadWindow = errors.New("bad window: start is after end")
+	// ErrBadImage: a ChImage whose fields do not describe its Data (see
+	// ChImage.Check).
+	ErrBadImage = errors.New("bad image")
 	// ErrAuth, ErrTLS and ErrUnreachable classify Redis connection failures.
 	ErrAuth        = rediscache.ErrAuth
 	ErrTLS         = rediscache.ErrTLS

@@ -115,8 +115,7 @@ func (m *Motion) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.
 // update computes img's grid and its score against the previous one. It
 // reports false when there was nothing comparable.
 func (st *motionState) update(img flow.Image, size int) (float64, bool) {
-	bpp := img.Format.BytesPerPixel()
-	if bpp == 0 || img.Width <= 0 || img.Height <= 0 || len(img.Data) < (img.Height-1)*img.Stride+img.Width*bpp {
+	if img.Check() != nil {
 		st.valid = false
 		return 0, false
 	}
@@ -126,7 +125,7 @@ func (st *motionState) update(img flow.Image, size int) (float64, bool) {
 		st.cur = make([]uint8, n)
 	}
 	st.cur = st.cur[:gw*gh]
-	grayGrid(img, gw, gh, bpp, st.cur)
+	grayGrid(img, gw, gh, img.Format.BytesPerPixel(), st.cur)
 	comparable := st.valid && st.w == img.Width && st.h == img.Height && len(st.prev) == len(st.cur)
 	var score float64
 	if comparable {

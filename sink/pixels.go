@@ -18,12 +18,10 @@ type pixBuf struct {
 // copying (the result aliases img.Data); BGR24 and RGB24 are converted into
 // the reused buffer, which stays valid until the next call.
 func (b *pixBuf) view(img *chrysalis.ChImage) (image.Image, error) {
-	w, h := img.Width, img.Height
-	bpp := img.Format.BytesPerPixel()
-	if w <= 0 || h <= 0 || bpp == 0 || img.Stride < w*bpp || len(img.Data) < (h-1)*img.Stride+w*bpp {
-		return nil, fmt.Errorf("sink: bad image %dx%d %v stride %d, %d bytes", w, h, img.Format, img.Stride, len(img.Data))
+	if err := img.Check(); err != nil {
+		return nil, fmt.Errorf("sink: %w", err)
 	}
-	r := image.Rect(0, 0, w, h)
+	r := image.Rect(0, 0, img.Width, img.Height)
 	if img.Format == chrysalis.GRAY8 {
 		return &image.Gray{Pix: img.Data, Stride: img.Stride, Rect: r}, nil
 	}

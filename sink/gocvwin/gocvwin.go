@@ -33,11 +33,10 @@ func layout(img *chrysalis.ChImage) (gocv.MatType, int, error) {
 	default:
 		return 0, 0, fmt.Errorf("gocvwin: unsupported pixel format %v", img.Format)
 	}
-	row := img.Width * img.Format.BytesPerPixel()
-	if img.Width <= 0 || img.Height <= 0 || img.Stride < row || len(img.Data) < (img.Height-1)*img.Stride+row {
-		return 0, 0, fmt.Errorf("gocvwin: bad image %dx%d stride %d, %d bytes", img.Width, img.Height, img.Stride, len(img.Data))
+	if err := img.Check(); err != nil {
+		return 0, 0, fmt.Errorf("gocvwin: %w", err)
 	}
-	return mt, row, nil
+	return mt, img.Width * img.Format.BytesPerPixel(), nil
 }
 
 // ToMat returns img as a gocv.Mat: CV_8UC3 for BGR24 (OpenCV's native
