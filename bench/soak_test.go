@@ -34,7 +34,7 @@ const (
 // BenchmarkLiveRSS checks "RSS bounded for a long live run" on the whole
 // product: two `chrysalis demo` processes on the in-process cache, one on
 // the bundled 720p clip, one with --input testdata/clip1080.mp4, each
-// ingesting its clip looped in real time into a 30 s cache and running the
+// ingesting its clip looped in real time into a 1-minute cache and running the
 // demo graph (throttle, JPEG snapshots, motion → window replay → MP4 clips,
 // the watch page). The peer, in the same run, is the ffmpeg CLI decoding
 // the same 1080p clip in real time (`-re -stream_loop -1 ... -f null`), a
@@ -93,15 +93,14 @@ func BenchmarkLiveRSS(b *testing.B) {
 			p.stop(b)
 		}
 		for _, p := range procs {
-			half := p.rss[len(p.rss)/2]
-			b.ReportMetric(p.at1min, p.name+"_rss_1min_MB")
-			b.ReportMetric(half, p.name+"_rss_half_MB")
+			b.ReportMetric(p.at1min(), p.name+"_rss_1min_MB")
+			b.ReportMetric(p.half(), p.name+"_rss_half_MB")
 			b.ReportMetric(p.last(), p.name+"_rss_end_MB")
 			b.ReportMetric(slices.Max(p.rss), p.name+"_rss_max_MB")
-			b.ReportMetric(p.last()/p.at1min, p.name+"_end_vs_1min")
-			b.ReportMetric(p.last()/half, p.name+"_end_vs_half")
+			b.ReportMetric(p.last()/p.at1min(), p.name+"_end_vs_1min")
+			b.ReportMetric(p.last()/p.half(), p.name+"_end_vs_half")
 			b.Logf("%s RSS MB every %v: %v", p.name, rssEvery, p.rss)
-			if p.name == "ffmpeg1080" {
+			if p.peer {
 				continue
 			}
 			live := goLiveAfterGC(p.out.String())
@@ -117,23 +116,25 @@ func BenchmarkLiveRSS(b *testing.B) {
 			b.ReportMetric(last, p.name+"_go_live_last_MB")
 		}
 		ours, peer := procs[1], procs[2]
-		b.ReportMetric((ours.last()/ours.rss[len(ours.rss)/2])/(peer.last()/peer.rss[len(peer.rss)/2]), "x_vs_ffmpeg")
+		b.ReportMetric((ours.last()/ours.half())/(peer.last()/peer.half()), "x_vs_ffmpeg")
 	}
 }
 
 // rssProc is one process under RSS sampling.
 type rssProc struct {
-	name   string
-	cmd    *exec.Cmd
-	out    bytes.Buffer
-	at1min float64   // MB
-	rss    []float64 // MB, every rssEvery
+	name string
+	peer bool // the ffmpeg peer: no Go heap trace, exits 255 on SIGINT
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	rss  []float64 // MB, sample i taken (i+1) x rssEvery after the start
 }
 
-func (p *rssProc) last() float64 { return p.rss[len(p.rss)-1] }
+func (p *rssProc) at1min() float64 { return p.rss[int(rssWarm/rssEvery)-1] }
+func (p *rssProc) half() float64   { return p.rss[len(p.rss)/2] }
+func (p *rssProc) last() float64   { return p.rss[len(p.rss)-1] }
 
 func startRSS(b *testing.B, name, bin string, args ...string) *rssProc {
-	p := &rssProc{name: name, cmd: exec.Command(bin, args...)}
+	p := &rssProc{name: name, peer: bin == "ffmpeg", cmd: exec.Command(bin, args...)}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		b.Fatalf("%s: %v", name, err)
@@ -155,9 +156,6 @@ func (p *rssProc) sample(b *testing.B, at time.Duration) {
 		_ = p.cmd.Process.Kill()
 		_ = p.cmd.Wait() // the output is complete after Wait
 		b.Fatalf("%s after %v: %v\n%s", p.name, at.Round(time.Second), err, p.out.String())
-	}
-	if p.at1min == 0 && at >= rssWarm {
-		p.at1min = mb
 	}
 	p.rss = append(p.rss, math.Round(mb*10)/10)
 }
@@ -194,7 +192,7 @@ func (p *rssProc) stop(b *testing.B) {
 	go func() { done <- p.cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err != nil && p.name != "ffmpeg1080" { // ffmpeg exits 255 on SIGINT
+		if err != nil && !p.peer {
 			b.Errorf("%s: %v\n%s", p.name, err, p.out.String())
 		}
 	case <-time.After(30 * time.Second):
