@@ -237,13 +237,6 @@ func (b *bufPool) put(buf []byte) {
 	}
 }
 
-// free is the number of pooled buffers.
-func (b *bufPool) free() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.bufs)
-}
-
 // ImagePool recycles pixel buffers for code that builds its own images (a
 // custom source, a decoder of its own), so that it too allocates no new
 // frame buffers in steady state. The zero value is ready; it is safe for

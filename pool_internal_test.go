@@ -16,7 +16,7 @@ func TestBufPoolTrimsToWorkingSet(t *testing.T) {
 	for _, b := range burst {
 		p.put(b)
 	}
-	if got := p.free(); got != 12 {
+	if got := len(p.bufs); got != 12 {
 		t.Fatalf("after the burst: %d free, want 12", got)
 	}
 	// Steady state: 2 frames in flight, for three trim windows.
@@ -27,7 +27,7 @@ func TestBufPoolTrimsToWorkingSet(t *testing.T) {
 	}
 	p.put(a)
 	p.put(b)
-	if got := p.free(); got > 3 {
+	if got := len(p.bufs); got > 3 {
 		t.Errorf("after steady use of 2 buffers: %d free, want at most 3", got)
 	}
 	// The buffers it kept are reused: no allocation in steady state.
@@ -47,7 +47,7 @@ func TestBufPoolTrimsToWorkingSet(t *testing.T) {
 	for _, b := range many {
 		p.put(b)
 	}
-	if got := p.free(); got != maxPooled {
+	if got := len(p.bufs); got != maxPooled {
 		t.Errorf("%d free after returning %d, want the bound %d", got, len(many), maxPooled)
 	}
 }
