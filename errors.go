@@ -23,6 +23,10 @@ var (
 	ErrTrimmed = errors.New("window already trimmed from the cache")
 	// ErrBadWindow: start is after end.
 	ErrBadWindow = errors.New("bad window: start is after end")
+	// ErrBadTime: a zero time, a time before 1970 or after year 9999
+	// (cache.CheckTime). Windows and screenshots reject it instead of
+	// wrapping it to another time.
+	ErrBadTime = cache.ErrBadTime
 	// ErrBadImage: a ChImage whose fields do not describe its Data (see
 	// ChImage.Check).
 	ErrBadImage = errors.New("bad image")

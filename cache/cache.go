@@ -213,3 +213,28 @@ func NextID(last ID, ms uint64) ID {
 	}
 	return last.Next()
 }
+
+// ErrBadTime: a time outside what a cache id can name: the zero time, a time
+// before 1970-01-01 UTC (ids are unsigned ms since the epoch) or after the
+// year 9999. Lookups reject it instead of wrapping it to a huge id.
+var ErrBadTime = errors.New("bad time: must be between 1970-01-01 and 9999-12-31 UTC")
+
+// maxTime is the last millisecond a lookup accepts.
+var maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC)
+
+// CheckTime returns an error wrapping ErrBadTime when t is the zero time,
+// before the epoch or after year 9999.
+func CheckTime(t time.Time) error {
+	if t.IsZero() || t.Before(time.Unix(0, 0)) || t.After(maxTime) {
+		return fmt.Errorf("%w (got %s)", ErrBadTime, t.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// IDOf is CheckTime followed by IDAt: the first id of t's millisecond.
+func IDOf(t time.Time) (ID, error) {
+	if err := CheckTime(t); err != nil {
+		return ID{}, err
+	}
+	return IDAt(t), nil
+}
