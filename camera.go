@@ -72,7 +72,7 @@ type Camera struct {
 	seen cache.ID // newest entry Latest looked at
 	live decState
 	shot decState
-	pool bufPool
+	pool ImagePool
 
 	decoded, converted, corrupt, skipped, reinits, jumps atomic.Int64
 }
@@ -613,15 +613,17 @@ func (s *decState) convert(f *av.Frame, p cache.Packet) (*ChImage, error) {
 	if w > 0 && h > 0 {
 		guessW, guessH = w, h
 	}
-	buf := c.pool.get(guessW * guessH * bpp)
+	buf := c.pool.Buffer(guessW * guessH * bpp)
 	out, stride, ow, oh, err := s.conv.Convert(f, w, h, c.o.Format, buf)
 	if err != nil {
-		c.pool.put(buf)
+		c.pool.Put(buf)
 		return nil, fmt.Errorf("camera %q: %w", c.id, err)
 	}
 	c.converted.Add(1)
-	return &ChImage{
+	img := &ChImage{
 		Camera: c.id, Time: time.UnixMilli(int64(presentationMS(p))).UTC(), ID: p.ID, Width: ow, Height: oh, Stride: stride, Format: c.o.Format,
-		Data: out, Keyframe: p.Keyframe, PictType: f.PictType(), PTS: f.Pts(), Packet: p, pool: &c.pool,
-	}, nil
+		Data: out, Keyframe: p.Keyframe, PictType: f.PictType(), PTS: f.Pts(), Packet: p,
+	}
+	c.pool.Attach(img)
+	return img, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
+	"github.com/chryscloud/chrysalis-go/media"
 )
 
 // Errors to branch on with errors.Is. The cache and Redis errors are the
@@ -29,7 +30,7 @@ var (
 	ErrBadTime = cache.ErrBadTime
 	// ErrBadImage: a ChImage whose fields do not describe its Data (see
 	// ChImage.Check).
-	ErrBadImage = errors.New("bad image")
+	ErrBadImage = media.ErrBadImage
 	// ErrAuth, ErrTLS and ErrUnreachable classify Redis connection failures.
 	ErrAuth        = rediscache.ErrAuth
 	ErrTLS         = rediscache.ErrTLS

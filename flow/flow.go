@@ -1,5 +1,5 @@
 // Package flow runs dataflow graphs of live video: sources emit
-// *chrysalis.ChImage on channels, operators transform them, sinks consume
+// *media.ChImage on channels, operators transform them, sinks consume
 // them. Declare nodes and edges, then Run(ctx):
 //
 //	g := flow.New(flow.Options{})
@@ -29,11 +29,11 @@ package flow
 import (
 	"context"
 
-	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/media"
 )
 
 // Image is the element that flows through a graph.
-type Image = *chrysalis.ChImage
+type Image = *media.ChImage
 
 // Source produces images onto out until it runs out (return nil) or ctx
 // ends (return ctx.Err()). Every send must select on ctx.Done(). The graph

@@ -10,8 +10,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/flow"
+	"github.com/chryscloud/chrysalis-go/media"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,7 +25,7 @@ type counter struct {
 
 func (c *counter) Run(ctx context.Context, out chan<- flow.Image) error {
 	for i := 0; c.n < 0 || i < c.n; i++ {
-		img := &chrysalis.ChImage{Camera: "test", Time: time.Now(), Width: 1, Height: 1, Stride: 3, Data: make([]byte, 3)}
+		img := &media.ChImage{Camera: "test", Time: time.Now(), Width: 1, Height: 1, Stride: 3, Data: make([]byte, 3)}
 		img.ID.MS = uint64(i)
 		if err := flow.Send(ctx, out, img); err != nil {
 			return err

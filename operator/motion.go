@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/flow"
+	"github.com/chryscloud/chrysalis-go/media"
 )
 
 // Motion defaults.
@@ -146,11 +146,11 @@ func (st *motionState) update(img flow.Image, size int) (float64, bool) {
 
 // grayGrid averages up to 4x4 luma samples per cell of a gw x gh grid over
 // img into dst.
-func grayGrid(img *chrysalis.ChImage, gw, gh, bpp int, dst []uint8) {
+func grayGrid(img *media.ChImage, gw, gh, bpp int, dst []uint8) {
 	// Luma weights (BT.601, 8-bit fixed point) for the byte order.
 	wr, wg, wb := 77, 150, 29
 	i0, i1, i2 := wb, wg, wr // BGR24: B, G, R
-	if img.Format == chrysalis.RGB24 {
+	if img.Format == media.RGB24 {
 		i0, i2 = wr, wb
 	}
 	for gy := range gh {

@@ -5,46 +5,21 @@ import (
 	"fmt"
 
 	"github.com/asticode/go-astiav"
+
+	"github.com/chryscloud/chrysalis-go/media"
 )
 
-// PixelFormat is the packed output format of a Converter.
-type PixelFormat int
+// PixelFormat is the packed output format of a Converter (media's).
+type PixelFormat = media.PixelFormat
 
+// The formats, as in package media.
 const (
-	// BGR24 is 3 bytes per pixel in B, G, R order (OpenCV's default). It is
-	// the zero value.
-	BGR24 PixelFormat = iota
-	// RGB24 is 3 bytes per pixel in R, G, B order.
-	RGB24
-	// GRAY8 is 1 byte per pixel (luma).
-	GRAY8
+	BGR24 = media.BGR24
+	RGB24 = media.RGB24
+	GRAY8 = media.GRAY8
 )
 
-// String returns the format's name, e.g. "bgr24".
-func (p PixelFormat) String() string {
-	switch p {
-	case BGR24:
-		return "bgr24"
-	case RGB24:
-		return "rgb24"
-	case GRAY8:
-		return "gray8"
-	}
-	return fmt.Sprintf("PixelFormat(%d)", int(p))
-}
-
-// BytesPerPixel returns the size of one pixel, or 0 for an unknown format.
-func (p PixelFormat) BytesPerPixel() int {
-	switch p {
-	case BGR24, RGB24:
-		return 3
-	case GRAY8:
-		return 1
-	}
-	return 0
-}
-
-func (p PixelFormat) avPixFmt() astiav.PixelFormat {
+func avPixFmt(p PixelFormat) astiav.PixelFormat {
 	switch p {
 	case BGR24:
 		return astiav.PixelFormatBgr24
@@ -85,7 +60,7 @@ func (c *Converter) Convert(f *Frame, dstW, dstH int, pf PixelFormat, dst []byte
 	if f == nil || f.f == nil {
 		return nil, 0, 0, 0, errors.New("av: convert: no frame")
 	}
-	bpp, avpf := pf.BytesPerPixel(), pf.avPixFmt()
+	bpp, avpf := pf.BytesPerPixel(), avPixFmt(pf)
 	if bpp == 0 {
 		return nil, 0, 0, 0, fmt.Errorf("av: convert: unsupported pixel format %v", pf)
 	}

@@ -1,4 +1,4 @@
-package chrysalis
+package media
 
 import "testing"
 
