@@ -11,6 +11,7 @@ import (
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/av"
+	"github.com/chryscloud/chrysalis-go/internal/decode"
 )
 
 // CameraOptions chooses what images a Camera hands out. The zero value
@@ -48,9 +49,14 @@ type CameraStats struct {
 	// Corrupt counts packets the decoder rejected; decoding then skips to
 	// the next keyframe.
 	Corrupt int64
-	// Skipped counts packets not decoded: those after a corrupt one until
-	// the next keyframe, and those before the first keyframe of a window.
+	// Skipped counts packets not decoded: those after a gap or a corrupt
+	// one until the next keyframe, and those before the first keyframe of
+	// a window.
 	Skipped int64
+	// Gaps counts discontinuities in packet numbers (lost packets, an
+	// outage, a trim): decoding never crosses one, it skips to the next
+	// keyframe.
+	Gaps int64
 	// Jumps counts the times Latest left its decoder's position for the
 	// newest keyframe: the stale packets between are neither fetched nor
 	// decoded.
@@ -70,11 +76,13 @@ type Camera struct {
 
 	pos  uint64   // presentation ms of the newest frame Latest returned
 	seen cache.ID // newest entry Latest looked at
-	live decState
-	shot decState
+	live *decode.Session
+	shot *decode.Session
+	hold av.FrameRef // the newest frame Latest decoded, unconverted
 	pool ImagePool
 
-	decoded, converted, corrupt, skipped, reinits, jumps atomic.Int64
+	n     decode.Counters
+	jumps atomic.Int64
 }
 
 // Camera returns a handle on camera id.
@@ -86,8 +94,8 @@ func (c *Client) Camera(id string, o CameraOptions) *Camera {
 		o.LiveThreads = 1
 	}
 	cam := &Camera{cl: c, id: id, o: o, log: o.Logger.With("camera", id)}
-	cam.live.init(cam, o.LiveThreads)
-	cam.shot.init(cam, 1)
+	cam.live = cam.session(o.LiveThreads)
+	cam.shot = cam.session(1)
 	return cam
 }
 
@@ -96,14 +104,15 @@ func (c *Camera) ID() string { return c.id }
 
 // Stats returns the camera's counters; safe to call from any goroutine.
 func (c *Camera) Stats() CameraStats {
-	return CameraStats{Decoded: c.decoded.Load(), Converted: c.converted.Load(), Corrupt: c.corrupt.Load(),
-		Skipped: c.skipped.Load(), Reinits: c.reinits.Load(), Jumps: c.jumps.Load()}
+	return CameraStats{Decoded: c.n.Decoded.Load(), Converted: c.n.Converted.Load(), Corrupt: c.n.Corrupt.Load(),
+		Skipped: c.n.Skipped.Load(), Gaps: c.n.Gaps.Load(), Reinits: c.n.Reinits.Load(), Jumps: c.jumps.Load()}
 }
 
 // Close releases the decoders. Idempotent.
 func (c *Camera) Close() error {
-	c.live.close()
-	c.shot.close()
+	c.live.Close()
+	c.shot.Close()
+	c.hold.Free()
 	return nil
 }
 
@@ -161,13 +170,33 @@ func (c *Camera) Probe(ctx context.Context) (Probe, error) {
 	return p, nil
 }
 
+// session returns a decode session labelled with this camera, sharing its
+// counters and buffer pool.
+func (c *Camera) session(threads int) *decode.Session {
+	return decode.New(decode.Options{
+		Camera: c.id, Format: c.o.Format, Width: c.o.Width, Height: c.o.Height, Threads: threads,
+		HWDevice: c.o.HWDevice, Pool: &c.pool, Counters: &c.n, Logger: c.log, CodecInfo: c.codecInfo,
+	})
+}
+
+// codecInfo is the cache's codec info for the session (ok false: none).
+func (c *Camera) codecInfo(ctx context.Context) (cache.Codec, bool, error) {
+	cd, err := c.cl.cache.Codec(ctx, c.id)
+	if errors.Is(err, cache.ErrUnknownCamera) || errors.Is(err, cache.ErrNotFound) {
+		return cache.Codec{}, false, nil
+	}
+	return cd, err == nil, err
+}
+
 // Latest returns the newest frame, decoded. It never returns a frame this
 // Camera already returned: when nothing newer arrived it returns (nil, nil),
 // "no new frame yet", which is not an error. A caller slower than the
 // camera skips ahead: GOPs that are already stale are not decoded at all
 // (it jumps to the newest keyframe), and inside the current GOP every packet
-// is decoded but only the newest frame is converted. An empty cache is
-// ErrEmpty. The image is the caller's (see ChImage for Release).
+// is decoded but only the newest frame is converted. A gap in the packets
+// (an outage, a trim) is never decoded across: the frame returned is from
+// the newest keyframe on. An empty cache is ErrEmpty. The image is the
+// caller's (see ChImage for Release).
 func (c *Camera) Latest(ctx context.Context) (*ChImage, error) {
 	if c.o.KeyframesOnly {
 		kf, err := c.cl.cache.KeyframeAtOrBefore(ctx, c.id, cache.MaxID)
@@ -178,12 +207,12 @@ func (c *Camera) Latest(ctx context.Context) (*ChImage, error) {
 			return nil, err
 		}
 		c.seen = kf.ID
-		if presentationMS(kf) <= c.pos {
+		if decode.PresentationMS(kf) <= c.pos {
 			return nil, nil
 		}
-		img, err := c.shot.decodeOne(ctx, kf)
+		img, err := c.shot.DecodeOne(ctx, kf)
 		if img != nil {
-			c.pos = presentationMS(kf)
+			c.pos = decode.PresentationMS(kf)
 		}
 		return img, err
 	}
@@ -195,7 +224,7 @@ func (c *Camera) Latest(ctx context.Context) (*ChImage, error) {
 		return nil, c.emptyOr(ctx, nil)
 	}
 	n := newest[0]
-	if n.ID == c.seen && !c.live.fed.IsZero() && c.live.fed.Compare(n.ID) >= 0 {
+	if fed, ok := c.live.Fed(); n.ID == c.seen && ok && fed.Compare(n.ID) >= 0 {
 		return nil, nil // nothing arrived since the last call
 	}
 	c.seen = n.ID
@@ -230,11 +259,11 @@ func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
 	}
 }
 
-// decodeUpTo decodes the live decoder forward to target (jumping to the
-// newest keyframe when the decoder's position is in a stale GOP) and
-// converts only the newest frame that came out.
+// decodeUpTo decodes the live session forward to target (jumping to the
+// newest keyframe when the session's position is in a stale GOP, or after
+// a gap) and converts only the newest frame that came out.
 func (c *Camera) decodeUpTo(ctx context.Context, target cache.ID) (*ChImage, error) {
-	s := &c.live
+	s := c.live
 	kf, err := c.cl.cache.KeyframeAtOrBefore(ctx, c.id, target)
 	if errors.Is(err, cache.ErrNotFound) {
 		return nil, nil // only the tail of a trimmed GOP: nothing decodable yet
@@ -242,41 +271,40 @@ func (c *Camera) decodeUpTo(ctx context.Context, target cache.ID) (*ChImage, err
 	if err != nil {
 		return nil, err
 	}
-	from := s.fed.Next()
-	if s.fed.IsZero() || s.broken || s.fed.Compare(kf.ID) < 0 {
-		if !s.fed.IsZero() {
+	fed, ok := s.Fed()
+	from := fed.Next()
+	if !ok || s.NeedsKeyframe() || fed.Compare(kf.ID) < 0 {
+		if ok {
 			c.jumps.Add(1) // the packets between are stale: never fetched
 		}
-		if err := s.restart(ctx, kf); err != nil {
-			return nil, err
-		}
+		s.Jump()
 		from = kf.ID
 	}
 	pkts, err := c.cl.cache.Range(ctx, c.id, from, target, 0)
 	if err != nil {
 		return nil, err
 	}
-	s.hold.Unref()
+	c.hold.Unref()
+	defer c.hold.Unref()
 	var best cache.Packet
 	var bestMS uint64
+	keep := func(f *av.Frame, p cache.Packet) error {
+		if pm := decode.PresentationMS(p); pm > bestMS {
+			best, bestMS = p, pm
+			return c.hold.Ref(f)
+		}
+		return nil
+	}
 	for _, p := range pkts {
-		err := s.feed(ctx, p, func(f *av.Frame, meta cache.Packet) error {
-			if pm := presentationMS(meta); pm > bestMS {
-				best, bestMS = meta, pm
-				return s.hold.Ref(f)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := s.Feed(ctx, p, keep); err != nil {
 			return nil, err
 		}
 	}
-	defer s.hold.Unref()
-	f := s.hold.Frame()
+	f := c.hold.Frame()
 	if f == nil || bestMS <= c.pos {
 		return nil, nil
 	}
-	img, err := s.convert(f, best)
+	img, err := s.Convert(f, best)
 	if err != nil {
 		return nil, err
 	}
@@ -285,17 +313,23 @@ func (c *Camera) decodeUpTo(ctx context.Context, target cache.ID) (*ChImage, err
 }
 
 // Screenshot returns the keyframe nearest before (or at) t, decoded, as the
-// Python SDK did. When there is none it returns an error wrapping
-// ErrNotFound.
+// Python SDK did: the newest keyframe packet whose id's millisecond is at or
+// before t's. When there is none it returns an error wrapping ErrNotFound; a
+// time before 1970, zero or past year 9999 is ErrBadTime.
 func (c *Camera) Screenshot(ctx context.Context, t time.Time) (*ChImage, error) {
-	kf, err := c.cl.cache.KeyframeAtOrBefore(ctx, c.id, cache.ID{MS: uint64(t.UnixMilli()), Seq: ^uint64(0)})
+	at, err := cache.IDOf(t)
+	if err != nil {
+		return nil, fmt.Errorf("camera %q: screenshot: %w", c.id, err)
+	}
+	at.Seq = ^uint64(0) // every packet of t's millisecond
+	kf, err := c.cl.cache.KeyframeAtOrBefore(ctx, c.id, at)
 	if err != nil {
 		if errors.Is(err, cache.ErrNotFound) {
 			return nil, fmt.Errorf("screenshot at %s: no keyframe at or before it: %w", t.UTC().Format(time.RFC3339Nano), err)
 		}
 		return nil, err
 	}
-	return c.shot.decodeOne(ctx, kf)
+	return c.shot.DecodeOne(ctx, kf)
 }
 
 // pastPage is how many packets Past fetches per cache round trip.
@@ -303,13 +337,23 @@ const pastPage = 128
 
 var errStop = errors.New("stop")
 
-// Past yields the frames whose timestamps fall in [start, end] (inclusive,
-// millisecond precision), oldest first. Decoding starts at the keyframe at
-// or before start; frames before start are decoded but not converted, and
-// the decoder is flushed at the end. Breaking out of the loop stops it
-// cleanly. A window that starts before the oldest cached frame yields a
-// *WindowError wrapping ErrTrimmed; start after end, ErrBadWindow. Errors
-// are yielded once, as the last element. Each image is the caller's.
+// Past yields one frame per packet whose id's millisecond lies in [start,
+// end] (inclusive), in display order: every packet of each millisecond,
+// however many share it, B-frames included, so Past over a Probe's
+// [Start, End] yields Probe.Frames frames. A frame belongs to the packet it
+// was decoded from; its Time is that packet's millisecond plus its reorder
+// delay (see ChImage.Time), so with B-frames the last frames' Time can lie a
+// few frame intervals past end. Decoding starts at the keyframe at or before
+// the window's first packet; frames before the window are decoded but not
+// converted. A gap in the packets is never decoded across: the frames after
+// it up to the next keyframe are skipped and counted (Stats().Skipped,
+// Gaps).
+//
+// Breaking out of the loop stops it cleanly. A window that starts before
+// the oldest cached frame yields a *WindowError wrapping ErrTrimmed; start
+// after end, ErrBadWindow; a time before 1970, zero or past year 9999,
+// ErrBadTime. Errors are yielded once, as the last element. Each image is
+// the caller's.
 func (c *Camera) Past(ctx context.Context, start, end time.Time) iter.Seq2[*ChImage, error] {
 	return func(yield func(*ChImage, error) bool) {
 		if err := c.past(ctx, start, end, yield); err != nil && !errors.Is(err, errStop) {
@@ -318,27 +362,41 @@ func (c *Camera) Past(ctx context.Context, start, end time.Time) iter.Seq2[*ChIm
 	}
 }
 
-func (c *Camera) past(ctx context.Context, start, end time.Time, yield func(*ChImage, error) bool) error {
+// window checks [start, end] and returns its first and last possible ids.
+func (c *Camera) window(start, end time.Time) (lo, hi cache.ID, err error) {
+	for _, t := range []time.Time{start, end} {
+		if err := cache.CheckTime(t); err != nil {
+			return lo, hi, &WindowError{Camera: c.id, Start: start, End: end, Err: err}
+		}
+	}
 	if start.After(end) {
-		return &WindowError{Camera: c.id, Start: start, End: end, Err: ErrBadWindow}
+		return lo, hi, &WindowError{Camera: c.id, Start: start, End: end, Err: ErrBadWindow}
+	}
+	return cache.IDAt(start), cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)}, nil
+}
+
+func (c *Camera) past(ctx context.Context, start, end time.Time, yield func(*ChImage, error) bool) error {
+	lo, hi, err := c.window(start, end)
+	if err != nil {
+		return err
 	}
 	st, err := c.cl.cache.Stats(ctx, c.id)
 	if err != nil {
 		return err
 	}
-	sms, ems := uint64(start.UnixMilli()), uint64(end.UnixMilli())
-	if sms < st.First.MS {
+	if lo.MS < st.First.MS {
 		return &WindowError{Camera: c.id, Start: start, End: end, First: st.First.Time(), Last: st.Last.Time(), Err: ErrTrimmed}
 	}
-	endID := cache.ID{MS: ems, Seq: ^uint64(0)}
-	var s decState
-	s.init(c, c.o.Threads)
-	defer s.close()
-	emit := func(f *av.Frame, meta cache.Packet) error {
-		if pm := presentationMS(meta); pm < sms || pm > ems {
-			return nil
+	s := c.session(c.o.Threads)
+	defer s.Close()
+	if c.o.KeyframesOnly {
+		return c.pastKeyframes(ctx, s, lo, hi, yield)
+	}
+	emit := func(f *av.Frame, p cache.Packet) error {
+		if p.ID.Compare(lo) < 0 || p.ID.Compare(hi) > 0 {
+			return nil // a reference frame before the window
 		}
-		img, err := s.convert(f, meta)
+		img, err := s.Convert(f, p)
 		if err != nil {
 			return err
 		}
@@ -347,283 +405,71 @@ func (c *Camera) past(ctx context.Context, start, end time.Time, yield func(*ChI
 		}
 		return nil
 	}
-	if c.o.KeyframesOnly {
-		from := cache.ID{MS: sms}
-		for {
-			kfs, err := c.cl.cache.Keyframes(ctx, c.id, from, endID, pastPage)
-			if err != nil {
-				return err
-			}
-			for _, kf := range kfs {
-				img, err := s.decodeOne(ctx, kf)
-				if err != nil {
-					return err
-				}
-				if img != nil && !yield(img, nil) {
-					return errStop
-				}
-			}
-			if len(kfs) < pastPage {
-				return nil
-			}
-			from = kfs[len(kfs)-1].ID.Next()
-		}
-	}
-	from := cache.ID{MS: sms}
-	kf, err := c.cl.cache.KeyframeAtOrBefore(ctx, c.id, cache.ID{MS: sms, Seq: ^uint64(0)})
-	switch {
-	case err == nil:
-		from = kf.ID
-		if err := s.restart(ctx, kf); err != nil {
-			return err
-		}
-	case errors.Is(err, cache.ErrNotFound):
-		s.broken = true // decode from the first keyframe inside the window
-	default:
+	from, err := c.windowStart(ctx, lo, hi)
+	if err != nil || from == nil {
 		return err
 	}
+	next := *from
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		pkts, err := c.cl.cache.Range(ctx, c.id, from, endID, pastPage)
+		pkts, err := c.cl.cache.Range(ctx, c.id, next, hi, pastPage)
 		if err != nil {
 			return err
 		}
 		for _, p := range pkts {
-			if s.dec == nil && p.Keyframe {
-				if err := s.restart(ctx, p); err != nil {
-					return err
-				}
-			}
-			if err := s.feed(ctx, p, emit); err != nil {
+			if err := s.Feed(ctx, p, emit); err != nil {
 				return err
 			}
 		}
 		if len(pkts) < pastPage {
 			break
 		}
-		from = pkts[len(pkts)-1].ID.Next()
+		next = pkts[len(pkts)-1].ID.Next()
 	}
-	return s.flush(emit)
+	return s.Flush(emit)
 }
 
-// decState is one decoder with its converter and the bookkeeping that maps
-// output frames back to their packets.
-type decState struct {
-	cam     *Camera
-	threads int
-	dec     *av.Decoder
-	codec   cache.Codec
-	conv    av.Converter
-	hold    av.FrameRef
-	fed     cache.ID // last packet fed; zero after a reset
-	broken  bool     // skip packets until the next keyframe
-	meta    map[int64]cache.Packet
-	last    cache.Packet
-}
-
-func (s *decState) init(c *Camera, threads int) {
-	s.cam, s.threads, s.meta = c, threads, map[int64]cache.Packet{}
-}
-
-func (s *decState) close() {
-	_ = s.dec.Close()
-	s.dec = nil
-	_ = s.conv.Close()
-	s.hold.Free()
-}
-
-// codecFor returns the codec parameters to decode from keyframe p: the
-// packet's own (an ingest puts the extradata on every keyframe, so GOPs
-// cached before a codec change stay decodable), else the cache's codec info,
-// else the packet's name alone (Annex-B streams carry SPS/PPS in-band).
-func (s *decState) codecFor(ctx context.Context, p cache.Packet) (cache.Codec, error) {
-	if p.Keyframe && len(p.Extradata) > 0 && p.CodecName != "" {
-		return cache.Codec{Name: p.CodecName, Width: p.Width, Height: p.Height, PixFmt: p.PixFmt, Extradata: p.Extradata}, nil
+// windowStart returns where decoding of [lo, hi] starts: the keyframe at
+// or before the window's first packet (nil: the window holds no packet).
+// When the cache holds no keyframe before it (the head of a trimmed GOP),
+// decoding starts at the first packet and skips to the first keyframe.
+func (c *Camera) windowStart(ctx context.Context, lo, hi cache.ID) (*cache.ID, error) {
+	first, err := c.cl.cache.Range(ctx, c.id, lo, hi, 1)
+	if err != nil || len(first) == 0 {
+		return nil, err
 	}
-	cd, err := s.cam.cl.cache.Codec(ctx, s.cam.id)
-	if err != nil && !errors.Is(err, cache.ErrUnknownCamera) && !errors.Is(err, cache.ErrNotFound) {
-		return cache.Codec{}, err
+	kf, err := c.cl.cache.KeyframeAtOrBefore(ctx, c.id, first[0].ID)
+	switch {
+	case err == nil:
+		return &kf.ID, nil
+	case errors.Is(err, cache.ErrNotFound):
+		return &first[0].ID, nil
 	}
-	if err != nil || (p.CodecName != "" && p.CodecName != cd.Name) {
-		cd = cache.Codec{Name: p.CodecName, Width: p.Width, Height: p.Height, PixFmt: p.PixFmt}
-		if cd.Name == "" {
-			cd.Name = "h264"
-		}
-	}
-	return cd, nil
+	return nil, err
 }
 
-func sameCodec(a, b cache.Codec) bool {
-	return a.Name == b.Name && a.Width == b.Width && a.Height == b.Height && string(a.Extradata) == string(b.Extradata)
-}
-
-// restart prepares to decode from keyframe kf: it re-reads the codec info
-// (a reconnect may have brought new parameters), re-creates the decoder if
-// they changed, and otherwise just resets it.
-func (s *decState) restart(ctx context.Context, kf cache.Packet) error {
-	cd, err := s.codecFor(ctx, kf)
-	if err != nil {
-		return err
-	}
-	return s.restartWith(cd)
-}
-
-func (s *decState) restartWith(cd cache.Codec) error {
-	if s.dec == nil || !sameCodec(cd, s.codec) {
-		if s.dec != nil {
-			s.cam.reinits.Add(1)
-			s.cam.log.Info("codec changed; re-creating decoder", "codec", cd.Name, "width", cd.Width, "height", cd.Height)
-		}
-		_ = s.dec.Close()
-		s.dec = nil
-		dec, err := av.NewDecoder(av.CodecParams{Name: cd.Name, Width: cd.Width, Height: cd.Height, PixFmt: cd.PixFmt, Extradata: cd.Extradata},
-			av.DecoderOptions{Threads: s.threads, HWDevice: s.cam.o.HWDevice, Logger: s.cam.log})
-		if err != nil {
-			return fmt.Errorf("camera %q: %w", s.cam.id, err)
-		}
-		s.dec, s.codec = dec, cd
-	} else {
-		s.dec.Reset()
-	}
-	clear(s.meta)
-	s.fed, s.broken = cache.ID{}, false
-	return nil
-}
-
-// feed decodes p and calls fn with every frame that comes out and the
-// packet it came from. A packet the decoder rejects is counted as corrupt;
-// decoding then skips to the next keyframe.
-func (s *decState) feed(ctx context.Context, p cache.Packet, fn func(*av.Frame, cache.Packet) error) error {
-	if s.broken || s.dec == nil {
-		if !p.Keyframe {
-			s.cam.skipped.Add(1)
-			return nil
-		}
-		if err := s.restart(ctx, p); err != nil {
-			return err
-		}
-	} else if p.Keyframe {
-		// A reconnect may have brought new parameters: drain the old
-		// decoder's frames, then re-create it.
-		cd, err := s.codecFor(ctx, p)
+// pastKeyframes is Past with KeyframesOnly: one image per keyframe packet
+// in [lo, hi], found through the keyframe index.
+func (c *Camera) pastKeyframes(ctx context.Context, s *decode.Session, lo, hi cache.ID, yield func(*ChImage, error) bool) error {
+	for from := lo; ; {
+		kfs, err := c.cl.cache.Keyframes(ctx, c.id, from, hi, pastPage)
 		if err != nil {
 			return err
 		}
-		if !sameCodec(cd, s.codec) {
-			if err := s.flush(fn); err != nil {
+		for _, kf := range kfs {
+			img, err := s.DecodeOne(ctx, kf)
+			if err != nil {
 				return err
 			}
-			if err := s.restartWith(cd); err != nil {
-				return err
+			if !yield(img, nil) {
+				return errStop
 			}
 		}
-	}
-	if len(s.meta) > 1024 {
-		clear(s.meta) // frames the decoder dropped; never grow without bound
-	}
-	s.meta[p.PTS] = p
-	s.last = p
-	s.fed = p.ID
-	s.cam.decoded.Add(1)
-	err := s.dec.Decode(p.Data, p.PTS, p.DTS, p.Keyframe, func(f *av.Frame) error { return fn(f, s.lookup(f)) })
-	var de *av.DecodeError
-	if errors.As(err, &de) {
-		s.cam.corrupt.Add(1)
-		s.cam.log.Debug("corrupt packet; skipping to the next keyframe", "id", p.ID.String(), "err", err)
-		s.dec.Reset()
-		clear(s.meta)
-		s.broken = true
-		return nil
-	}
-	return err
-}
-
-func (s *decState) lookup(f *av.Frame) cache.Packet {
-	if m, ok := s.meta[f.Pts()]; ok {
-		delete(s.meta, f.Pts())
-		return m
-	}
-	return s.last
-}
-
-// flush drains the decoder.
-func (s *decState) flush(fn func(*av.Frame, cache.Packet) error) error {
-	if s.dec == nil {
-		return nil
-	}
-	err := s.dec.Flush(func(f *av.Frame) error { return fn(f, s.lookup(f)) })
-	var de *av.DecodeError
-	if errors.As(err, &de) {
-		s.cam.corrupt.Add(1)
-		return nil
-	}
-	clear(s.meta)
-	s.fed = cache.ID{}
-	return err
-}
-
-// decodeOne decodes a single keyframe on its own and converts it.
-func (s *decState) decodeOne(ctx context.Context, kf cache.Packet) (*ChImage, error) {
-	if err := s.restart(ctx, kf); err != nil {
-		return nil, err
-	}
-	var img *ChImage
-	grab := func(f *av.Frame, meta cache.Packet) error {
-		if img != nil {
+		if len(kfs) < pastPage {
 			return nil
 		}
-		var err error
-		img, err = s.convert(f, kf)
-		return err
+		from = kfs[len(kfs)-1].ID.Next()
 	}
-	if err := s.feed(ctx, kf, grab); err != nil {
-		return nil, err
-	}
-	if err := s.flush(grab); err != nil {
-		return nil, err
-	}
-	if img == nil {
-		return nil, fmt.Errorf("camera %q: keyframe %s did not decode (corrupt packet)", s.cam.id, kf.ID)
-	}
-	return img, nil
-}
-
-// presentationMS is the frame's cache timestamp: its packet's ms plus the
-// packet's reorder delay (pts - dts), so frames of a B-frame stream get
-// increasing timestamps in display order. Without B-frames it is the
-// packet's ms.
-func presentationMS(p cache.Packet) uint64 {
-	if p.TimeBase <= 0 || p.PTS == av.NoPTS || p.DTS == av.NoPTS || p.PTS <= p.DTS {
-		return p.ID.MS
-	}
-	return p.ID.MS + uint64(float64(p.PTS-p.DTS)*p.TimeBase*1000+0.5)
-}
-
-// convert turns f into a ChImage with a pooled buffer.
-func (s *decState) convert(f *av.Frame, p cache.Packet) (*ChImage, error) {
-	c := s.cam
-	bpp := c.o.Format.BytesPerPixel()
-	if bpp == 0 {
-		return nil, fmt.Errorf("chrysalis: unsupported pixel format %v", c.o.Format)
-	}
-	w, h := c.o.Width, c.o.Height
-	guessW, guessH := f.Width(), f.Height()
-	if w > 0 && h > 0 {
-		guessW, guessH = w, h
-	}
-	buf := c.pool.Buffer(guessW * guessH * bpp)
-	out, stride, ow, oh, err := s.conv.Convert(f, w, h, c.o.Format, buf)
-	if err != nil {
-		c.pool.Put(buf)
-		return nil, fmt.Errorf("camera %q: %w", c.id, err)
-	}
-	c.converted.Add(1)
-	img := &ChImage{
-		Camera: c.id, Time: time.UnixMilli(int64(presentationMS(p))).UTC(), ID: p.ID, Width: ow, Height: oh, Stride: stride, Format: c.o.Format,
-		Data: out, Keyframe: p.Keyframe, PictType: f.PictType(), PTS: f.Pts(), Packet: p,
-	}
-	c.pool.Attach(img)
-	return img, nil
 }

@@ -12,10 +12,11 @@ import (
 	"github.com/asticode/go-astiav"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
-	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/internal/av"
 	"github.com/chryscloud/chrysalis-go/internal/avin"
+	"github.com/chryscloud/chrysalis-go/internal/decode"
+	"github.com/chryscloud/chrysalis-go/media"
 )
 
 // DefaultURLCamera is the ChImage.Camera of a URLSource without a name.
@@ -68,13 +69,14 @@ type URLOptions struct {
 // URL) with go-astiav and decodes its first video stream to images, without
 // a frame cache.
 //
-// Frame timestamps (ChImage.Time and ID.MS): for a live URL, the wall clock
-// when the frame was decoded; for a file, the wall-clock time Run started
-// plus the frame's pts offset from the first frame (plus the earlier passes'
-// durations when looping), so a file looks like a camera that started when
-// Run did. ChImage.Packet carries the encoded packet (Data, PTS, DTS,
+// Frame timestamps: each packet gets an id as a cache would give it (ID.MS:
+// for a live URL the wall clock when it was read; for a file the wall-clock
+// time Run started plus the packet's dts offset from the first packet, plus
+// the earlier passes' durations when looping), and ChImage.Time is that
+// plus the packet's reorder delay (pts − dts), as for cached frames, so a
+// file looks like a camera that started when Run did. ChImage.Packet carries the encoded packet (Data, PTS, DTS,
 // TimeBase, codec name, extradata on keyframes) so a video sink can remux
-// untouched frames. ChImage.ID.Seq counts frames since Run started.
+// untouched frames. ChImage.ID.Seq counts packets since Run started, so ids are unique.
 //
 // Cancelling ctx interrupts a blocking open or read through FFmpeg's
 // interrupt callback (context.AfterFunc); Run then returns ctx.Err().
@@ -87,8 +89,9 @@ type URLSource struct {
 	// Options configures decoding and pacing.
 	Options URLOptions
 
-	frames, corrupt, passes atomic.Int64
-	pool                    chrysalis.ImagePool // image buffers, recycled by Release
+	frames, passes atomic.Int64
+	counters       decode.Counters     // the decode session's
+	pool           chrysalis.ImagePool // image buffers, recycled by Release
 }
 
 var _ flow.Source = (*URLSource)(nil)
@@ -101,7 +104,11 @@ func URL(u string, o URLOptions) *URLSource { return &URLSource{URL: u, Options:
 func (s *URLSource) Frames() int64 { return s.frames.Load() }
 
 // Corrupt counts packets the decoder rejected.
-func (s *URLSource) Corrupt() int64 { return s.corrupt.Load() }
+func (s *URLSource) Corrupt() int64 { return s.counters.Corrupt.Load() }
+
+// Skipped counts packets not decoded because no keyframe preceded them (a
+// live stream joined mid-GOP, or after a corrupt packet).
+func (s *URLSource) Skipped() int64 { return s.counters.Skipped.Load() }
 
 // Passes counts the completed passes over a file (loops).
 func (s *URLSource) Passes() int64 { return s.passes.Load() }
@@ -211,17 +218,10 @@ func (r *urlRun) pass(ctx context.Context, out chan<- flow.Image) (int64, time.D
 	if threads == 0 && r.live {
 		threads = 1
 	}
-	dec, err := av.NewDecoder(av.CodecParams{Name: codec.Name, Width: codec.Width, Height: codec.Height, PixFmt: codec.PixFmt,
-		Extradata: codec.Extradata}, av.DecoderOptions{Threads: threads, Logger: r.log})
-	if err != nil {
-		return 0, 0, fmt.Errorf("source: %s: %w", r.input, err)
-	}
-	defer dec.Close()
-	var conv av.Converter
-	defer conv.Close()
-
-	d := &urlDecode{r: r, out: out, vidx: vs.Index(), tb: vs.TimeBase().Float64(), codec: codec,
-		meta: map[int64]cache.Packet{}, firstPTS: av.NoPTS, frameDur: frameDuration(vs), conv: &conv}
+	sess := decode.New(decode.Options{Camera: r.o.Camera, Format: r.o.Format, Width: r.o.Width, Height: r.o.Height,
+		Threads: threads, Pool: &r.s.pool, Counters: &r.s.counters, Logger: r.log})
+	defer sess.Close()
+	d := &urlPass{r: r, out: out, tb: vs.TimeBase().Float64(), firstDTS: av.NoPTS, frameDur: frameDuration(vs)}
 	r.log.Debug("input open", "codec", codec.Name, "width", codec.Width, "height", codec.Height, "live", r.live)
 
 	pkt := astiav.AllocPacket()
@@ -229,8 +229,7 @@ func (r *urlRun) pass(ctx context.Context, out chan<- flow.Image) (int64, time.D
 		return 0, 0, errors.New("source: allocating a packet failed")
 	}
 	defer pkt.Free()
-	emit := func(f *av.Frame) error { return d.emit(ctx, f) }
-	gotKey := false
+	emit := func(f *av.Frame, p media.Packet) error { return d.emit(ctx, sess, f, p) }
 	for {
 		if err := fc.ReadFrame(pkt); err != nil {
 			if ctx.Err() != nil {
@@ -247,34 +246,19 @@ func (r *urlRun) pass(ctx context.Context, out chan<- flow.Image) (int64, time.D
 			}
 			return d.n, d.span(), fmt.Errorf("source: read %s: %w", r.input, err)
 		}
-		if pkt.StreamIndex() != d.vidx {
+		if pkt.StreamIndex() != vs.Index() {
 			pkt.Unref()
 			continue
 		}
-		key := pkt.Flags().Has(astiav.PacketFlagKey)
-		if !gotKey && !key {
-			pkt.Unref() // a live stream joined mid-GOP: nothing decodable yet
-			continue
-		}
-		gotKey = true
-		p := cache.Packet{Keyframe: key, Data: pkt.Data(), PTS: pkt.Pts(), DTS: pkt.Dts(), TimeBase: d.tb,
-			Width: codec.Width, Height: codec.Height, CodecName: codec.Name, PixFmt: codec.PixFmt, Number: d.pkts}
+		p := d.packet(pkt, codec)
 		pkt.Unref()
-		if key {
-			p.Extradata = codec.Extradata
-		}
-		d.pkts++
-		if err := d.decode(dec, p, emit); err != nil {
+		// A live stream joined mid-GOP: the session skips to the first
+		// keyframe (counted in Skipped).
+		if err := sess.Feed(ctx, p, emit); err != nil {
 			return d.n, d.span(), err
 		}
 	}
-	err = dec.Flush(emit)
-	var de *av.DecodeError
-	if errors.As(err, &de) {
-		r.s.corrupt.Add(1)
-		err = nil
-	}
-	return d.n, d.span(), err
+	return d.n, d.span(), sess.Flush(emit)
 }
 
 // frameDuration is the stream's nominal frame interval, 40 ms if unknown.
@@ -289,99 +273,75 @@ func frameDuration(vs *astiav.Stream) time.Duration {
 	return 40 * time.Millisecond
 }
 
-// urlDecode is one pass's decoding state.
-type urlDecode struct {
+// urlPass is one pass's packet numbering and timing.
+type urlPass struct {
 	r        *urlRun
 	out      chan<- flow.Image
-	vidx     int
 	tb       float64
-	codec    cache.Codec
-	conv     *av.Converter
-	meta     map[int64]cache.Packet // packet by pts, to label frames
-	last     cache.Packet
 	pkts     int64
 	n        int64
-	firstPTS int64
-	lastOff  time.Duration // media offset of the newest frame in this pass
+	firstDTS int64
+	lastOff  time.Duration // media offset of the newest packet in this pass
 	frameDur time.Duration
 }
 
-// span is the media time this pass covered: its last frame's offset plus
+// span is the media time this pass covered: its last packet's offset plus
 // one frame.
-func (d *urlDecode) span() time.Duration {
-	if d.n == 0 {
+func (d *urlPass) span() time.Duration {
+	if d.pkts == 0 {
 		return 0
 	}
 	return d.lastOff + d.frameDur
 }
 
-func (d *urlDecode) decode(dec *av.Decoder, p cache.Packet, emit func(*av.Frame) error) error {
-	if len(d.meta) > 1024 {
-		clear(d.meta) // frames the decoder dropped; never grow without bound
-	}
-	d.meta[p.PTS] = p
-	d.last = p
-	err := dec.Decode(p.Data, p.PTS, p.DTS, p.Keyframe, emit)
-	var de *av.DecodeError
-	if errors.As(err, &de) {
-		d.r.s.corrupt.Add(1)
-		d.r.log.Debug("corrupt packet", "pts", p.PTS, "err", err)
-		return nil
-	}
-	return err
-}
-
-// emit converts one decoded frame, stamps it and sends it.
-func (d *urlDecode) emit(ctx context.Context, f *av.Frame) error {
+// packet turns the demuxed packet into a media.Packet with its own id:
+// for a live URL the wall clock when it was read, for a file the time Run
+// started plus the packet's dts offset (plus the earlier passes), so the
+// session's frame times are base + pts offset. Seq counts packets since
+// Run started, so ids are unique. pkt.Data is a copy (C.GoBytes).
+func (d *urlPass) packet(pkt *astiav.Packet, codec media.Codec) media.Packet {
 	r := d.r
-	p, ok := d.meta[f.Pts()]
-	if ok {
-		delete(d.meta, f.Pts())
-	} else {
-		p = d.last
+	dts := pkt.Dts()
+	if dts == av.NoPTS {
+		dts = pkt.Pts()
 	}
 	var t time.Time
-	if r.live {
+	switch {
+	case r.live:
 		t = time.Now()
-	} else {
-		pts := f.Pts()
-		var off time.Duration
-		switch {
-		case pts == av.NoPTS:
-			off = d.lastOff + d.frameDur
-			if d.n == 0 {
-				off = 0
-			}
-		case d.firstPTS == av.NoPTS:
-			d.firstPTS = pts
-		default:
-			off = time.Duration(float64(pts-d.firstPTS) * d.tb * float64(time.Second))
+	case dts == av.NoPTS:
+		if d.pkts > 0 {
+			d.lastOff += d.frameDur
 		}
-		d.lastOff = off
-		t = r.base.Add(r.offset + off)
+		t = r.base.Add(r.offset + d.lastOff)
+	default:
+		if d.firstDTS == av.NoPTS {
+			d.firstDTS = dts
+		}
+		d.lastOff = time.Duration(float64(dts-d.firstDTS) * d.tb * float64(time.Second))
+		t = r.base.Add(r.offset + d.lastOff)
 	}
-	ms := t.UnixMilli()
-	gw, gh := f.Width(), f.Height()
-	if r.o.Width > 0 && r.o.Height > 0 {
-		gw, gh = r.o.Width, r.o.Height
+	key := pkt.Flags().Has(astiav.PacketFlagKey)
+	p := media.Packet{ID: media.ID{MS: uint64(t.UnixMilli()), Seq: r.seq}, Timestamp: t.UnixMilli(), Keyframe: key,
+		Data: pkt.Data(), PTS: pkt.Pts(), DTS: pkt.Dts(), TimeBase: d.tb,
+		Width: codec.Width, Height: codec.Height, CodecName: codec.Name, PixFmt: codec.PixFmt, Number: d.pkts + 1}
+	if key {
+		p.Extradata = codec.Extradata
 	}
-	buf := r.s.pool.Buffer(gw * gh * r.o.Format.BytesPerPixel())
-	out, stride, w, h, err := d.conv.Convert(f, r.o.Width, r.o.Height, r.o.Format, buf)
+	r.seq++
+	d.pkts++
+	return p
+}
+
+// emit converts one decoded frame and sends it, paced for a realtime file.
+func (d *urlPass) emit(ctx context.Context, sess *decode.Session, f *av.Frame, p media.Packet) error {
+	r := d.r
+	img, err := sess.Convert(f, p)
 	if err != nil {
-		r.s.pool.Put(buf)
 		return fmt.Errorf("source: %s: %w", r.input, err)
 	}
-	id := cache.ID{MS: uint64(ms), Seq: r.seq}
-	r.seq++
-	p.ID, p.Timestamp = id, ms
-	img := &chrysalis.ChImage{
-		Camera: r.o.Camera, Time: time.UnixMilli(ms).UTC(), ID: id, Width: w, Height: h, Stride: stride,
-		Format: r.o.Format, Data: out, Keyframe: p.Keyframe || f.KeyFrame(), PictType: pictType(f.PictType()),
-		PTS: f.Pts(), Packet: p,
-	}
-	r.s.pool.Attach(img) // Release recycles the buffer
 	if r.o.Realtime && !r.live {
-		if err := sleepUntil(ctx, t); err != nil {
+		if err := sleepUntil(ctx, img.Time); err != nil {
 			img.Release()
 			return err
 		}
@@ -392,11 +352,4 @@ func (d *urlDecode) emit(ctx context.Context, f *av.Frame) error {
 	d.n++
 	r.s.frames.Add(1)
 	return nil
-}
-
-func pictType(s string) string {
-	if s == "" {
-		return "?"
-	}
-	return s
 }
