@@ -23,7 +23,7 @@ type Memory struct {
 type memCam struct {
 	pkts   []Packet // oldest first; pkts[head:] are live
 	head   int
-	index  []ID // keyframe index ids (index entry ids, sorted)
+	index  []ID // the keyframe index: ids of the keyframe packets, sorted
 	ihead  int
 	codec  *Codec
 	last   ID
@@ -71,21 +71,17 @@ func (m *Memory) Append(ctx context.Context, camera string, p *Packet) (ID, erro
 	if p.Timestamp <= 0 {
 		ms = uint64(m.now().UnixMilli())
 	}
-	if p.Keyframe {
-		// The index entry is added just before its packet, as the edge
-		// proxy does; both streams number their sequences apart, so the
-		// index id is <ms>-<n> with its own sequence.
-		iid := ID{MS: max(ms, c.last.MS)}
-		if li := c.liveIndex(); len(li) > 0 && iid.Compare(li[len(li)-1]) <= 0 {
-			iid = li[len(li)-1].Next()
-		}
-		c.index = append(c.index, iid)
-	}
 	id := NextID(c.last, ms)
 	q := *p
 	q.ID = id
 	c.pkts = append(c.pkts, q)
 	c.last = id
+	if p.Keyframe {
+		// In process the index can name its packet exactly, so lookups
+		// stay exact when many packets share a millisecond (the Redis
+		// layout's separately numbered index stream cannot).
+		c.index = append(c.index, id)
+	}
 	m.trim(c)
 	close(c.notify)
 	c.notify = make(chan struct{})
@@ -119,7 +115,7 @@ func (m *Memory) trim(c *memCam) {
 		// MINID on the index stream does.
 		first := ID{}
 		if l := c.live(); len(l) > 0 {
-			first = ID{MS: l[0].ID.MS}
+			first = l[0].ID
 		}
 		li := c.liveIndex()
 		k, _ := slices.BinarySearchFunc(li, first, func(a, b ID) int { return a.Compare(b) })
@@ -221,13 +217,10 @@ func (m *Memory) RevRange(ctx context.Context, camera string, end, start ID, cou
 	return out, nil
 }
 
-// keyframeFor resolves an index id to its keyframe packet: the first packet
-// at or after the index id's millisecond that is a keyframe.
-func keyframeFor(live []Packet, iid ID) (Packet, bool) {
-	for k := searchPkt(live, ID{MS: iid.MS}); k < len(live); k++ {
-		if live[k].Keyframe {
-			return live[k], true
-		}
+// keyframeFor returns the keyframe packet an index entry names.
+func keyframeFor(live []Packet, id ID) (Packet, bool) {
+	if k := searchPkt(live, id); k < len(live) && live[k].ID == id {
+		return live[k], true
 	}
 	return Packet{}, false
 }
@@ -245,12 +238,14 @@ func (m *Memory) Keyframes(ctx context.Context, camera string, start, end ID, co
 	}
 	live := c.live()
 	var out []Packet
-	for _, iid := range c.liveIndex() {
-		if iid.MS < start.MS {
+	li := c.liveIndex()
+	k, _ := slices.BinarySearchFunc(li, start, func(a, b ID) int { return a.Compare(b) })
+	for _, iid := range li[k:] {
+		p, ok := keyframeFor(live, iid)
+		if !ok {
 			continue
 		}
-		p, ok := keyframeFor(live, iid)
-		if !ok || p.ID.Compare(end) > 0 {
+		if p.ID.Compare(end) > 0 {
 			break
 		}
 		if p.ID.Compare(start) < 0 {

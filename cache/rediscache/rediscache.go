@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -478,57 +479,107 @@ func (c *Cache) RevRange(ctx context.Context, cam string, end, start cache.ID, c
 	return c.decode(cam, msgs)
 }
 
-// keyframeAt resolves an index id to its keyframe packet: the first queue
-// entry at or after the index id's millisecond whose is_keyframe is "1".
-func (c *Cache) keyframeAt(ctx context.Context, cam string, iid cache.ID, end cache.ID) (cache.Packet, bool, error) {
-	from := cache.ID{MS: iid.MS}
-	for range 4 { // several packets can share a millisecond; scan a few pages
-		msgs, err := c.rdb.XRangeN(ctx, QueueKey(cam), from.String(), endStr(end), 8).Result()
+// The keyframe index is a stream of its own, numbered apart from the queue:
+// an index entry's id says only in which millisecond its keyframe's packet
+// was added (at or after it). Entries are resolved by order: the k index
+// entries of millisecond M name the first k keyframe packets at or after
+// <M>-0 that no earlier entry named. This is exact for every writer that
+// adds an index entry in the same millisecond as its packet (this package
+// does, in one pipeline), however many packets share the millisecond.
+
+// scanKeyframes returns up to k keyframe packets with from <= id <= to,
+// oldest first, reading the queue in pages.
+func (c *Cache) scanKeyframes(ctx context.Context, cam string, from, to cache.ID, k int) ([]cache.Packet, error) {
+	const page = 16
+	var out []cache.Packet
+	for len(out) < k {
+		msgs, err := c.rdb.XRangeN(ctx, QueueKey(cam), startStr(from), endStr(to), page).Result()
 		if err != nil {
-			return cache.Packet{}, false, Classify(err)
+			return out, Classify(err)
 		}
 		for _, m := range msgs {
-			if k, _ := m.Values["is_keyframe"].(string); k == "1" {
-				p, err := decodeEntry(m)
-				return p, err == nil, err
+			if kf, _ := m.Values["is_keyframe"].(string); kf != "1" {
+				continue
+			}
+			p, err := decodeEntry(m)
+			if err != nil {
+				return out, err
+			}
+			if out = append(out, p); len(out) == k {
+				return out, nil
 			}
 		}
-		if len(msgs) < 8 {
-			return cache.Packet{}, false, nil
+		if len(msgs) < page {
+			break
 		}
-		last, _ := cache.ParseID(msgs[len(msgs)-1].ID)
+		last, err := cache.ParseID(msgs[len(msgs)-1].ID)
+		if err != nil {
+			return out, err
+		}
 		from = last.Next()
 	}
-	return cache.Packet{}, false, nil
+	return out, nil
+}
+
+// msGroups splits index ids (sorted) into runs sharing a millisecond.
+func msGroups(idx []redis.XMessage) (ms []uint64, n []int, err error) {
+	for _, m := range idx {
+		id, err := cache.ParseID(m.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(ms) > 0 && ms[len(ms)-1] == id.MS {
+			n[len(n)-1]++
+			continue
+		}
+		ms, n = append(ms, id.MS), append(n, 1)
+	}
+	return ms, n, nil
 }
 
 // Keyframes implements cache.Cache.
 func (c *Cache) Keyframes(ctx context.Context, cam string, start, end cache.ID, count int64) ([]cache.Packet, error) {
 	c.touch(ctx, cam)
-	// Index ids sort at or before their packet, within the same ms.
-	idx, err := c.rdb.XRange(ctx, IndexKey(cam), cache.ID{MS: start.MS}.String(), endStr(end)).Result()
+	// Index entries sort at or before their packet. The walk starts one
+	// index millisecond before start's, so that a keyframe whose packet
+	// landed a millisecond after its index entry is named by its own entry
+	// and not taken for the next one's; it ends with end's millisecond.
+	first := cache.ID{MS: start.MS}
+	if prev, err := c.rdb.XRevRangeN(ctx, IndexKey(cam), endStr(cache.ID{MS: start.MS}), "-", 1).Result(); err != nil {
+		return nil, Classify(err)
+	} else if len(prev) == 1 && start.MS > 0 {
+		if id, err := cache.ParseID(prev[0].ID); err == nil && id.MS < start.MS {
+			first = cache.ID{MS: id.MS}
+		}
+	}
+	idx, err := c.rdb.XRange(ctx, IndexKey(cam), first.String(), endStr(cache.ID{MS: end.MS, Seq: ^uint64(0)})).Result()
 	if err != nil {
 		return nil, Classify(err)
 	}
+	ms, n, err := msGroups(idx)
+	if err != nil {
+		return nil, err
+	}
 	var out []cache.Packet
-	for _, m := range idx {
-		iid, err := cache.ParseID(m.ID)
+	next := first
+	for g := range ms {
+		from := cache.ID{MS: ms[g]}
+		if from.Compare(next) < 0 {
+			from = next // never name a packet twice
+		}
+		kfs, err := c.scanKeyframes(ctx, cam, from, end, n[g])
 		if err != nil {
 			return out, err
 		}
-		p, ok, err := c.keyframeAt(ctx, cam, iid, end)
-		if err != nil {
-			return out, err
-		}
-		if !ok {
-			break
-		}
-		if p.ID.Compare(start) < 0 || (len(out) > 0 && p.ID == out[len(out)-1].ID) {
-			continue
-		}
-		out = append(out, p)
-		if count > 0 && int64(len(out)) >= count {
-			break
+		for _, p := range kfs {
+			next = p.ID.Next()
+			if p.ID.Compare(start) < 0 {
+				continue // the anchor's, before the window
+			}
+			out = append(out, p)
+			if count > 0 && int64(len(out)) >= count {
+				return out, nil
+			}
 		}
 	}
 	if len(out) == 0 {
@@ -539,39 +590,135 @@ func (c *Cache) Keyframes(ctx context.Context, cam string, start, end cache.ID, 
 	return out, nil
 }
 
-// KeyframeAtOrBefore implements cache.Cache.
+// keyframeBefore scans the queue backwards from ARGV[1] (inclusive) inside
+// Redis, in pages of 32, for the first entry whose is_keyframe is set, and
+// returns that entry; nil when none is within ARGV[2] entries. Only the
+// answer crosses the network, and the scan does not depend on how the
+// index stream's ids relate to the queue's. The previous id is computed by
+// hand (exclusive ranges need Redis 6.2).
+var keyframeBefore = redis.NewScript(`
+local last = ARGV[1]
+local limit = tonumber(ARGV[2])
+local scanned = 0
+while scanned < limit do
+  local r = redis.call('XREVRANGE', KEYS[1], last, '-', 'COUNT', 32)
+  for _, e in ipairs(r) do
+    local f = e[2]
+    for j = 1, #f, 2 do
+      if f[j] == 'is_keyframe' then
+        local v = f[j + 1]
+        if v == '1' or v == 'True' or v == 'true' then return e end
+      end
+    end
+  end
+  scanned = scanned + #r
+  if #r < 32 then return false end
+  local ms, seq = string.match(r[#r][1], '^(%d+)-(%d+)$')
+  if seq ~= '0' then
+    last = ms .. '-' .. string.format('%.0f', tonumber(seq) - 1)
+  elseif ms == '0' then
+    return false
+  else
+    last = string.format('%.0f', tonumber(ms) - 1) .. '-18446744073709551615'
+  end
+end
+return {'limit'}
+`)
+
+// keyframeScanLimit bounds keyframeBefore's scan: 4096 packets, 2.7 minutes
+// of a 25 fps camera, far beyond any camera's keyframe interval.
+const keyframeScanLimit = 4096
+
+// KeyframeAtOrBefore implements cache.Cache: the newest keyframe packet
+// with id <= at, however many packets share at's millisecond. It scans the
+// queue inside Redis (a Lua script); where scripts are not allowed (an ACL
+// without @scripting) or the scan hits its limit, it resolves the keyframe
+// index instead, which is exact for writers that add an index entry in the
+// same millisecond as its packet.
 func (c *Cache) KeyframeAtOrBefore(ctx context.Context, cam string, at cache.ID) (cache.Packet, error) {
 	c.touch(ctx, cam)
-	end := endStr(at)
+	res, err := keyframeBefore.Run(ctx, c.rdb, []string{QueueKey(cam)}, endStr(at), keyframeScanLimit).Slice()
+	switch {
+	case errors.Is(err, redis.Nil):
+		if err := c.known(ctx, cam); err != nil {
+			return cache.Packet{}, err
+		}
+		return cache.Packet{}, &cache.CameraError{Camera: cam, Err: cache.ErrNotFound}
+	case err == nil && len(res) == 2:
+		m, err := scriptEntry(res)
+		if err != nil {
+			return cache.Packet{}, err
+		}
+		return decodeEntry(m)
+	case err != nil && ctx.Err() != nil:
+		return cache.Packet{}, ctx.Err()
+	case err != nil && !isScriptRefused(err):
+		return cache.Packet{}, Classify(err)
+	}
+	return c.keyframeAtOrBeforeIndex(ctx, cam, at)
+}
+
+// isScriptRefused reports errors after which the index is used instead:
+// scripting not permitted, or not available.
+func isScriptRefused(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "NOPERM") || strings.Contains(s, "unknown command") || strings.HasPrefix(s, "NOSCRIPT")
+}
+
+// scriptEntry turns a script's {id, {field, value, ...}} into an XMessage.
+func scriptEntry(res []any) (redis.XMessage, error) {
+	id, ok := res[0].(string)
+	fields, ok2 := res[1].([]any)
+	if !ok || !ok2 || len(fields)%2 != 0 {
+		return redis.XMessage{}, fmt.Errorf("rediscache: unexpected script reply %T %T", res[0], res[1])
+	}
+	m := redis.XMessage{ID: id, Values: make(map[string]any, len(fields)/2)}
+	for i := 0; i < len(fields); i += 2 {
+		k, _ := fields[i].(string)
+		m.Values[k] = fields[i+1]
+	}
+	return m, nil
+}
+
+// keyframeAtOrBeforeIndex resolves the keyframe index (see scanKeyframes).
+func (c *Cache) keyframeAtOrBeforeIndex(ctx context.Context, cam string, at cache.ID) (cache.Packet, error) {
+	end := cache.ID{MS: at.MS, Seq: ^uint64(0)}
 	for range 8 {
-		idx, err := c.rdb.XRevRangeN(ctx, IndexKey(cam), end, "-", 4).Result()
+		idx, err := c.rdb.XRevRangeN(ctx, IndexKey(cam), endStr(end), "-", 8).Result()
 		if err != nil {
 			return cache.Packet{}, Classify(err)
 		}
-		for _, m := range idx {
-			iid, err := cache.ParseID(m.ID)
+		slices.Reverse(idx)
+		ms, n, err := msGroups(idx)
+		if err != nil {
+			return cache.Packet{}, err
+		}
+		// Newest group first; a group whose packets all lie after at
+		// sends us to the one before it. A full page's oldest group may be
+		// cut short: it is read whole in the next round.
+		if len(ms) == 0 {
+			break
+		}
+		oldest, more := 0, len(idx) == 8
+		if more && len(ms) > 1 {
+			oldest = 1
+		}
+		for g := len(ms) - 1; g >= oldest; g-- {
+			kfs, err := c.scanKeyframes(ctx, cam, cache.ID{MS: ms[g]}, at, n[g])
 			if err != nil {
 				return cache.Packet{}, err
 			}
-			p, ok, err := c.keyframeAt(ctx, cam, iid, at)
-			if err != nil {
-				return cache.Packet{}, err
-			}
-			if ok {
-				return p, nil
+			if len(kfs) > 0 {
+				return kfs[len(kfs)-1], nil
 			}
 		}
-		if len(idx) < 4 {
+		if !more || (oldest == 0 && ms[0] == 0) {
 			break
 		}
-		last, _ := cache.ParseID(idx[len(idx)-1].ID)
-		if last.IsZero() {
-			break
-		}
-		if last.Seq > 0 {
-			end = cache.ID{MS: last.MS, Seq: last.Seq - 1}.String()
+		if oldest == 1 {
+			end = cache.ID{MS: ms[0], Seq: ^uint64(0)}
 		} else {
-			end = cache.ID{MS: last.MS - 1, Seq: ^uint64(0)}.String()
+			end = cache.ID{MS: ms[0] - 1, Seq: ^uint64(0)}
 		}
 	}
 	if err := c.known(ctx, cam); err != nil {

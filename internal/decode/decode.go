@@ -153,7 +153,7 @@ func (s *Session) gap(p media.Packet) bool {
 func (s *Session) Feed(ctx context.Context, p media.Packet, fn FrameFunc) error {
 	if s.gap(p) && !s.needKey {
 		s.c.Gaps.Add(1)
-		s.log.Warn("gap in packet numbers: skipping to the next keyframe", "camera", s.o.Camera,
+		s.log.Warn("gap in packet numbers: skipping to the next keyframe",
 			"after", s.fed.ID.String(), "number", s.fed.Number, "next", p.ID.String(), "next_number", p.Number)
 		if err := s.Flush(fn); err != nil {
 			return err
@@ -186,7 +186,7 @@ func (s *Session) Feed(ctx context.Context, p media.Packet, fn FrameFunc) error 
 	var de *av.DecodeError
 	if errors.As(err, &de) {
 		s.c.Corrupt.Add(1)
-		s.log.Debug("corrupt packet; skipping to the next keyframe", "camera", s.o.Camera, "id", p.ID.String(), "err", err)
+		s.log.Debug("corrupt packet; skipping to the next keyframe", "id", p.ID.String(), "err", err)
 		s.dec.Reset()
 		clear(s.meta)
 		s.needKey = true
@@ -275,7 +275,7 @@ func (s *Session) restart(ctx context.Context, kf media.Packet, fn FrameFunc) er
 			}
 		}
 		s.c.Reinits.Add(1)
-		s.log.Info("codec changed; re-creating decoder", "camera", s.o.Camera, "codec", cd.Name, "width", cd.Width, "height", cd.Height)
+		s.log.Info("codec changed; re-creating decoder", "codec", cd.Name, "width", cd.Width, "height", cd.Height)
 		_ = s.dec.Close()
 		s.dec = nil
 	}
