@@ -70,10 +70,22 @@
 //     (Config.BackoffMin..BackoffMax, reset after a connection that delivered
 //     packets); Ingest never exits because a pusher disconnected;
 //   - a cache that fails (a Redis outage) does not stop reading: packets
-//     queue in memory up to Config.Buffer of packet time, the oldest beyond
-//     it are dropped (Stats.Dropped), and the queue is flushed in order
-//     when the cache comes back. A file read without Realtime waits for the
-//     cache instead of dropping.
+//     queue in memory up to Config.Buffer of packet time, and the queue is
+//     flushed in order when the cache comes back. Beyond Config.Buffer
+//     whole GOPs are dropped from the oldest end (Stats.Dropped): the oldest
+//     packet and every following packet up to the next keyframe; a packet
+//     the writer gives up on takes the rest of its GOP with it, including
+//     packets of that GOP not yet read. So the cache never holds a GOP
+//     without its keyframe, and the first packet after any gap is a
+//     keyframe. A file read without Realtime waits for the cache instead of
+//     dropping.
+//
+// Packet numbers. Number is assigned when a packet is read and accepted,
+// before it is buffered, so within what is written Numbers are contiguous
+// except across drops, where they jump by the number of packets dropped: a
+// reader sees every gap the ingest made. Packets before a connection's
+// first keyframe (Stats.Skipped) are not numbered, so a reconnect leaves no
+// jump in Number, but its first packet is a keyframe as well.
 //   - cancelling the context interrupts any blocking FFmpeg call at once
 //     (an astiav IOInterrupter); Run then flushes what is buffered for up to
 //     Config.FlushTimeout and returns nil. Every goroutine Run starts has
