@@ -50,8 +50,8 @@ type queue struct {
 	// skipToKey: the GOP being read lost packets; drop pushes until its
 	// next keyframe.
 	skipToKey bool
-	data   chan struct{} // cap 1: something was pushed or the queue closed
-	room   chan struct{} // cap 1: something was popped
+	data      chan struct{} // cap 1: something was pushed or the queue closed
+	room      chan struct{} // cap 1: something was popped
 }
 
 func newQueue(limit time.Duration, dropMode bool, buffered *atomic.Int64, onDrop func(int)) *queue {
