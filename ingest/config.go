@@ -67,7 +67,7 @@ type Config struct {
 	// and 30s.
 	BackoffMin, BackoffMax time.Duration
 	// Buffer is how much packet time (by both the packets' stream
-	// timestamps and their wall-clock read times) may wait in memory while
+	// timestamps and their capture times) may wait in memory while
 	// the cache is failing or slower than the input. Beyond it whole GOPs
 	// are dropped from the oldest end and counted (Stats.Dropped), so no
 	// GOP reaches the cache without its keyframe - except for a file read

@@ -40,7 +40,7 @@
 // DTS₀ is the DTS of the packet the clock was anchored at and anchor its
 // wall-clock time (Config.Now). So stamps are smooth (one frame interval
 // apart, whatever the arrival bursts of an RTMP push) and, at any frame
-// rate below 1000 fps, one per millisecond; a stamp at or before the
+// rate below 1000 fps, no two share a millisecond; a stamp at or before the
 // previous one becomes the previous + 1 ms, so ids strictly increase. The
 // clock is anchored:
 //   - for a live input, at the start of each connection's stream probe
@@ -78,7 +78,11 @@
 //     packets of that GOP not yet read. So the cache never holds a GOP
 //     without its keyframe, and the first packet after any gap is a
 //     keyframe. A file read without Realtime waits for the cache instead of
-//     dropping.
+//     dropping;
+//   - cancelling the context interrupts any blocking FFmpeg call at once
+//     (an astiav IOInterrupter); Run then flushes what is buffered for up to
+//     Config.FlushTimeout and returns nil. Every goroutine Run starts has
+//     exited when it returns.
 //
 // Packet numbers. Number is assigned when a packet is read and accepted,
 // before it is buffered, so within what is written Numbers are contiguous
@@ -86,10 +90,6 @@
 // reader sees every gap the ingest made. Packets before a connection's
 // first keyframe (Stats.Skipped) are not numbered, so a reconnect leaves no
 // jump in Number, but its first packet is a keyframe as well.
-//   - cancelling the context interrupts any blocking FFmpeg call at once
-//     (an astiav IOInterrupter); Run then flushes what is buffered for up to
-//     Config.FlushTimeout and returns nil. Every goroutine Run starts has
-//     exited when it returns.
 //
 // FFmpeg's own log goes wherever the process routes it (astiav.SetLogLevel,
 // astiav.SetLogCallback); this package logs its own events through

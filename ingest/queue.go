@@ -69,9 +69,9 @@ func signal(c chan struct{}) {
 
 // spanOver reports whether old and newest are further apart than the limit.
 func (q *queue) spanOver(old, newest *item) bool {
-	wall := time.Duration(newest.pkt.Timestamp-old.pkt.Timestamp) * time.Millisecond
+	capture := time.Duration(newest.pkt.Timestamp-old.pkt.Timestamp) * time.Millisecond
 	media := time.Duration((newest.media - old.media) * float64(time.Second))
-	return wall > q.limit || media > q.limit
+	return capture > q.limit || media > q.limit
 }
 
 func (q *queue) live() []*item { return q.items[q.head:] }
