@@ -180,3 +180,71 @@ func annexBParams(codec string, data []byte) []byte {
 	}
 	return out
 }
+
+// codecTracker follows the codec parameters packets carry: the stream's
+// parameters at each connection, then in-band changes at keyframes (new
+// extradata side data, as FLV sends it, or a new size announced by in-band
+// SPS, which MPEG-TS demuxers do not report). It is owned by the reading
+// goroutine; cur survives reconnects so an unchanged stream keeps its
+// generation (and is not written to the cache again).
+type codecTracker struct {
+	cur       *codecInfo
+	sp        *sizeParser // per connection
+	sideExtra []byte      // per connection: the newest extradata side data
+}
+
+// open starts a connection with stream parameters cp and reports whether
+// they differ from the previous connection's (false for the first).
+func (t *codecTracker) open(cp *astiav.CodecParameters) (changed bool) {
+	c := codecFromParams(cp)
+	if !c.same(t.cur) {
+		changed = t.cur != nil
+		t.cur = c
+	}
+	t.sideExtra = nil
+	t.sp = newSizeParser(cp.CodecID(), t.cur.Extradata)
+	return changed
+}
+
+// close ends a connection.
+func (t *codecTracker) close() {
+	t.sp.close()
+	t.sp = nil
+}
+
+// sideData notes a packet's new-extradata side data (any packet, even one
+// that is skipped); it takes effect at the next keyframe.
+func (t *codecTracker) sideData(pkt *astiav.Packet) {
+	if sd := pkt.SideData(astiav.PacketSideDataTypeNewExtradata); len(sd) > 0 {
+		t.sideExtra = sd
+	}
+}
+
+// keyframe applies the parameters in force at a keyframe with bytes data
+// and reports whether they changed (t.cur is then a new generation).
+func (t *codecTracker) keyframe(cp *astiav.CodecParameters, data []byte) (changed bool) {
+	c := codecFromParams(cp)
+	if t.sideExtra != nil {
+		c.Extradata = t.sideExtra
+	}
+	if w, h, pf, ok := t.sp.parse(data); ok && (w != c.Width || h != c.Height) {
+		c.Width, c.Height = w, h
+		if pf != "" {
+			c.PixFmt = pf
+		}
+		if ps := annexBParams(c.Name, data); len(ps) > 0 {
+			c.Extradata = ps
+		}
+	}
+	if c.same(t.cur) {
+		return false
+	}
+	if len(c.Extradata) == 0 && len(t.cur.Extradata) > 0 && c.Width == t.cur.Width && c.Height == t.cur.Height {
+		c.Extradata = t.cur.Extradata
+	}
+	if c.same(t.cur) {
+		return false
+	}
+	t.cur = c
+	return true
+}

@@ -67,10 +67,11 @@ type Config struct {
 	// and 30s.
 	BackoffMin, BackoffMax time.Duration
 	// Buffer is how much packet time (by both the packets' stream
-	// timestamps and their wall-clock read times) may wait in memory while
-	// the cache is failing or slower than the input. Beyond it the oldest
-	// packets are dropped and counted (Stats.Dropped) - except for a file
-	// read without Realtime, which waits for the cache instead. Buffered
+	// timestamps and their capture times) may wait in memory while
+	// the cache is failing or slower than the input. Beyond it whole GOPs
+	// are dropped from the oldest end and counted (Stats.Dropped), so no
+	// GOP reaches the cache without its keyframe - except for a file read
+	// without Realtime, which waits for the cache instead. Buffered
 	// packets are written in order when the cache comes back. Default 60s.
 	Buffer time.Duration
 	// FlushTimeout bounds how long Run keeps writing buffered packets after
@@ -79,8 +80,9 @@ type Config struct {
 	// Logger receives connection, reconnect and cache events. Default
 	// slog.Default().
 	Logger *slog.Logger
-	// Now stamps each packet's wall-clock time (Packet.Timestamp). Default
-	// time.Now.
+	// Now is the wall clock: the capture clock is anchored to it (see
+	// "Capture time" in the package doc) and Stats.LastPacket is read from
+	// it. Default time.Now.
 	Now func() time.Time
 }
 

@@ -58,7 +58,8 @@ type Stats struct {
 	// Written is the number of packets appended to the cache.
 	Written int64
 	// Dropped is the number of packets dropped because the buffer was
-	// over Config.Buffer (or the flush after cancel timed out).
+	// over Config.Buffer, with the rest of their GOPs (or because the
+	// flush after cancel timed out).
 	Dropped int64
 	// Skipped is the number of video packets read before the first
 	// keyframe of a connection (not written).
@@ -244,8 +245,11 @@ func (in *Ingest) writeLoop(ctx context.Context, q *queue) {
 				return
 			}
 			if q.expired(it) {
-				in.buffered.Add(-1)
-				in.onDrop(1)
+				// Give up on it, and on the rest of its GOP, which
+				// cannot be decoded without it.
+				n := q.dropGOP()
+				in.buffered.Add(-int64(1 + n))
+				in.onDrop(1 + n)
 				break
 			}
 			sleep(ctx, bo.next()) // the next attempt sees a cancelled ctx

@@ -77,26 +77,81 @@ func (w *watchdog) run(ctx context.Context) {
 
 // readState is the reader's state across connections and loop passes.
 type readState struct {
-	// Loop: PTS/DTS offset for the current pass, and where the previous
-	// pass ended (in the stream time base).
-	offset     int64
-	newPass    bool
-	lastOutDTS int64
-	lastDur    int64
-	haveLast   bool
-	lastTB     astiav.Rational
+	ts    tsRepair
+	clock clock
+	codec codecTracker
 	// Media clock (seconds) for the buffer span and Realtime pacing;
-	// started once a packet was read (lastOutDTS is the step's origin).
+	// started once a packet was read.
 	media   float64
 	started bool
 	// Realtime pacing base.
 	paceSet   bool
 	paceWall  time.Time
 	paceMedia float64
-	// The codec generation packets carry.
-	codec *codecInfo
 	// Unused InputOptions were reported.
 	optsChecked bool
+}
+
+// tsRepair fills missing timestamps and offsets loop passes so PTS/DTS keep
+// increasing across them.
+type tsRepair struct {
+	// PTS/DTS offset for the current pass, and where the previous pass
+	// ended (in the stream time base).
+	offset     int64
+	newPass    bool
+	lastOutDTS int64
+	lastDur    int64
+	haveLast   bool
+	lastTB     astiav.Rational
+	prevRawDTS int64 // per connection; NoPtsValue at its start
+}
+
+// open starts a connection whose stream time base is tb.
+func (r *tsRepair) open(tb astiav.Rational) {
+	if r.haveLast && r.lastTB != tb {
+		r.haveLast = false // a different time base: offsets do not carry
+	}
+	r.lastTB = tb
+	r.prevRawDTS = astiav.NoPtsValue
+}
+
+// reconnect starts a new timeline: live timestamps are not offset.
+func (r *tsRepair) reconnect() { r.haveLast, r.newPass, r.offset = false, false, 0 }
+
+// repair returns a packet's output PTS/DTS and duration, and the DTS step
+// from the previous packet (false for the first packet, or after a
+// reconnect).
+func (r *tsRepair) repair(pts, dts, dur int64) (outPTS, outDTS, outDur, step int64, stepOK bool) {
+	if dts == astiav.NoPtsValue {
+		dts = pts
+	}
+	if dts == astiav.NoPtsValue {
+		if r.prevRawDTS != astiav.NoPtsValue {
+			dts = r.prevRawDTS + max(r.lastDur, 1)
+		} else {
+			dts = 0
+		}
+	}
+	if pts == astiav.NoPtsValue {
+		pts = dts
+	}
+	if dur <= 0 && r.prevRawDTS != astiav.NoPtsValue && dts > r.prevRawDTS {
+		dur = dts - r.prevRawDTS
+	}
+	r.prevRawDTS = dts
+	if r.newPass {
+		r.newPass = false
+		if r.haveLast {
+			r.offset = r.lastOutDTS + max(r.lastDur, 1) - dts
+		}
+	}
+	outDTS, outPTS = dts+r.offset, pts+r.offset
+	step, stepOK = outDTS-r.lastOutDTS, r.haveLast
+	if dur > 0 {
+		r.lastDur = dur
+	}
+	r.lastOutDTS, r.haveLast = outDTS, true
+	return outPTS, outDTS, dur, step, stepOK
 }
 
 type sessionResult struct {
@@ -109,6 +164,8 @@ type sessionResult struct {
 // ended, and an error for a file that cannot be read.
 func (in *Ingest) readLoop(ctx context.Context, q *queue, wd *watchdog) error {
 	st := &readState{}
+	// A file read as fast as possible follows its own clock only.
+	st.clock.free = in.cfg.isFile() && !in.cfg.Realtime
 	bo := backoff{min: in.cfg.BackoffMin, max: in.cfg.BackoffMax}
 	file := in.cfg.isFile()
 	input := in.input
@@ -132,7 +189,7 @@ func (in *Ingest) readLoop(ctx context.Context, q *queue, wd *watchdog) error {
 				break
 			}
 			in.loops.Add(1)
-			st.newPass = true
+			st.ts.newPass = true
 			in.log.Debug("input ended; looping", "input", input)
 			continue
 		case err == nil && res.eof && file:
@@ -155,7 +212,8 @@ func (in *Ingest) readLoop(ctx context.Context, q *queue, wd *watchdog) error {
 		}
 		// A new connection starts a new timeline: pace from its first
 		// packet, and do not offset live timestamps.
-		st.paceSet, st.haveLast, st.newPass, st.offset = false, false, false, 0
+		st.paceSet = false
+		st.ts.reconnect()
 		if !sleep(ctx, d) {
 			return nil
 		}
@@ -202,10 +260,9 @@ func (in *Ingest) openOptions() map[string]string {
 	return o
 }
 
-// session runs one connection: open, probe, read until the end, an error,
-// or cancel.
+// session runs one connection: open and probe the input, then read it
+// until the end, an error, or cancel.
 func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readState) (res sessionResult, err error) {
-	input := in.input
 	// Cancel interrupts any blocking call now; Free waits for a running
 	// callback so nothing outlives the session.
 	intr, err := avin.Alloc(ctx)
@@ -213,95 +270,50 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 		return res, err
 	}
 	defer intr.Free()
-	fc := intr.FC
 	wd.attach(intr)
 	defer wd.detach()
-
 	fail := func(op string, err error) error {
 		switch intr.Reason() {
 		case avin.ReasonCancel:
 			return ctx.Err()
 		case reasonTimeout:
-			return fmt.Errorf("%s %s: no data for %v (input dead?)", op, input, in.cfg.ReadTimeout)
+			return fmt.Errorf("%s %s: no data for %v (input dead?)", op, in.input, in.cfg.ReadTimeout)
 		}
-		return fmt.Errorf("%s %s: %w", op, input, err)
+		return fmt.Errorf("%s %s: %w", op, in.input, err)
 	}
 
-	dict, err := avin.Dictionary(in.openOptions())
+	newPass := st.ts.newPass
+	vs, err := in.open(intr, wd, st, fail)
 	if err != nil {
 		return res, err
 	}
-	defer dict.Free()
-	var ifmt *astiav.InputFormat
-	if in.cfg.Format != "" {
-		ifmt = astiav.FindInputFormat(in.cfg.Format)
-	}
-	if in.cfg.Listen {
-		in.log.Info("listening for a pusher", "input", input)
-	} else {
-		wd.arm() // waiting for a pusher is not bounded; connecting is
-	}
-	err = fc.OpenInput(in.cfg.Input, ifmt, dict)
-	wd.disarm()
-	if err != nil {
-		return res, fail("open", err)
-	}
-	defer fc.CloseInput()
-	if !st.optsChecked {
-		st.optsChecked = true
-		for k := range in.cfg.InputOptions {
-			if dict.Get(k, nil, astiav.NewDictionaryFlags()) != nil {
-				in.log.Warn("input option not used by FFmpeg", "option", k)
-			}
-		}
-	}
-
-	wd.armFor(in.probeAllowance())
-	err = fc.FindStreamInfo(nil)
-	wd.disarm()
-	if err != nil {
-		return res, fail("probe", err)
-	}
-	vs := avin.VideoStream(fc)
-	if vs == nil {
-		return res, fmt.Errorf("%s: %w", input, ErrNoVideo)
-	}
-	vidx := vs.Index()
+	defer intr.FC.CloseInput()
+	cp := vs.CodecParameters()
 	tb := vs.TimeBase()
-	tbf := tb.Float64()
-	if st.haveLast && st.lastTB != tb {
-		st.haveLast = false // a different time base: offsets do not carry
+	st.ts.open(tb)
+	if st.codec.open(cp) {
+		in.log.Info("codec parameters changed", "codec", st.codec.cur.Name, "width", st.codec.cur.Width, "height", st.codec.cur.Height)
 	}
-	cur := codecFromParams(vs.CodecParameters())
-	if !cur.same(st.codec) {
-		if st.codec != nil {
-			in.log.Info("codec parameters changed", "codec", cur.Name, "width", cur.Width, "height", cur.Height)
-		}
-		st.codec = cur
-	} else {
-		cur = st.codec
-	}
+	defer st.codec.close()
 	in.connected.Store(true)
 	lv := slog.LevelInfo
-	if st.newPass {
+	if newPass {
 		lv = slog.LevelDebug // a loop restart, not news
 	}
-	in.log.Log(ctx, lv, "input open", "input", input, "codec", cur.Name, "width", cur.Width, "height", cur.Height,
+	cur := st.codec.cur
+	in.log.Log(ctx, lv, "input open", "input", in.input, "codec", cur.Name, "width", cur.Width, "height", cur.Height,
 		"pix_fmt", cur.PixFmt, "extradata", len(cur.Extradata))
 
-	sp := newSizeParser(vs.CodecParameters().CodecID(), cur.Extradata)
-	defer sp.close()
 	pkt := astiav.AllocPacket()
 	if pkt == nil {
 		return res, errors.New("allocating a packet failed")
 	}
 	defer pkt.Free()
+	vidx := vs.Index()
 	gotKey := false
-	var sideExtra []byte
-	var prevRawDTS int64 = astiav.NoPtsValue
 	for {
 		wd.arm()
-		err := fc.ReadFrame(pkt)
+		err := intr.FC.ReadFrame(pkt)
 		wd.disarm()
 		if err != nil {
 			if errors.Is(err, astiav.ErrEagain) && intr.Reason() == "" {
@@ -321,129 +333,39 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 			continue
 		}
 		key := pkt.Flags().Has(astiav.PacketFlagKey)
-		if sd := pkt.SideData(astiav.PacketSideDataTypeNewExtradata); len(sd) > 0 {
-			sideExtra = sd
-		}
+		st.codec.sideData(pkt)
 		if !gotKey && !key {
+			// Nothing before a connection's first keyframe can be decoded.
 			in.skipped.Add(1)
 			pkt.Unref()
 			continue
 		}
 		gotKey = true
-		data := pkt.Data() // a Go copy of the packet bytes (C.GoBytes)
-		if key {
-			// New parameters take effect at a keyframe: new extradata side
-			// data (FLV), or a new size announced in-band (MPEG-TS), which
-			// the demuxer does not report in the codec parameters.
-			c := codecFromParams(vs.CodecParameters())
-			if sideExtra != nil {
-				c.Extradata = sideExtra
-			}
-			if w, h, pf, ok := sp.parse(data); ok && (w != c.Width || h != c.Height) {
-				c.Width, c.Height = w, h
-				if pf != "" {
-					c.PixFmt = pf
-				}
-				if ps := annexBParams(c.Name, data); len(ps) > 0 {
-					c.Extradata = ps
-				}
-			}
-			if !c.same(cur) {
-				if len(c.Extradata) == 0 && len(cur.Extradata) > 0 && c.Width == cur.Width && c.Height == cur.Height {
-					c.Extradata = cur.Extradata
-				}
-				if !c.same(cur) {
-					in.log.Info("codec parameters changed", "codec", c.Name, "width", c.Width, "height", c.Height)
-					cur = c
-					st.codec = c
-				}
-			}
+		p := in.packet(pkt, key, cp, tb, st)
+		pkt.Unref()
+		if err := in.pace(ctx, st); err != nil {
+			return res, err
 		}
-
-		// Timestamps: fill gaps, offset loop passes so they keep rising.
-		pts, dts := pkt.Pts(), pkt.Dts()
-		if dts == astiav.NoPtsValue {
-			dts = pts
-		}
-		if dts == astiav.NoPtsValue {
-			if prevRawDTS != astiav.NoPtsValue {
-				dts = prevRawDTS + max(st.lastDur, 1)
-			} else {
-				dts = 0
-			}
-		}
-		if pts == astiav.NoPtsValue {
-			pts = dts
-		}
-		dur := pkt.Duration()
-		if dur <= 0 && prevRawDTS != astiav.NoPtsValue && dts > prevRawDTS {
-			dur = dts - prevRawDTS
-		}
-		prevRawDTS = dts
-		if st.newPass {
-			st.newPass = false
-			if st.haveLast {
-				st.offset = st.lastOutDTS + max(st.lastDur, 1) - dts
-			}
-		}
-		outDTS, outPTS := dts+st.offset, pts+st.offset
-
-		// Media clock: advance by the DTS step; a jump (reconnect, bad
-		// timestamps) advances by one packet duration instead.
-		if st.started {
-			step := float64(dur) * tbf
-			if d := float64(outDTS-st.lastOutDTS) * tbf; d >= 0 && d < 10 {
-				step = d
-			}
-			st.media += step
-		}
-		st.started = true
-		if dur > 0 {
-			st.lastDur = dur
-		}
-		st.lastOutDTS, st.haveLast, st.lastTB = outDTS, true, tb
-
-		if in.cfg.Realtime {
-			if !st.paceSet {
-				st.paceSet, st.paceWall, st.paceMedia = true, time.Now(), st.media
-			}
-			target := st.paceWall.Add(time.Duration((st.media - st.paceMedia) * float64(time.Second)))
-			if !sleep(ctx, time.Until(target)) {
-				return res, ctx.Err()
-			}
-		}
-
 		now := in.cfg.Now()
+		ms, why := st.clock.stamp(p.DTS, p.TimeBase, now)
+		if why == anchorJump || why == anchorDrift {
+			in.log.Info("capture clock re-anchored to the wall clock", "reason", why, "dts", p.DTS,
+				"off_by", (time.Duration(ms-now.UnixMilli()) * time.Millisecond).String())
+		}
+		p.Timestamp = ms
 		in.number++
+		p.Number = in.number
 		if key {
 			in.keyNumber++
 		}
-		p := &cache.Packet{
-			Timestamp: now.UnixMilli(),
-			Keyframe:  key,
-			Data:      data,
-			PTS:       outPTS, DTS: outDTS,
-			TimeBase: tbf,
-			Width:    cur.Width, Height: cur.Height,
-			FrameType: "P",
-			Corrupt:   pkt.Flags().Has(astiav.PacketFlagCorrupt),
-			DeviceID:  in.cfg.Camera,
-			Number:    in.number, KeyframeNumber: in.keyNumber,
-			CodecName: cur.Name,
-			PixFmt:    cur.PixFmt,
-		}
-		if key {
-			p.FrameType = "I"
-			p.Extradata = cur.Extradata
-		}
-		pkt.Unref()
+		p.KeyframeNumber = in.keyNumber
 		in.packets.Add(1)
 		if key {
 			in.keyframes.Add(1)
 		}
 		in.lastPacket.Store(now.UnixMilli())
 		res.packets++
-		if err := q.push(ctx, &item{pkt: p, codec: cur, media: st.media}); err != nil {
+		if err := q.push(ctx, &item{pkt: p, codec: st.codec.cur, media: st.media}); err != nil {
 			in.packets.Add(-1) // never queued (cancelled while waiting for room)
 			if key {
 				in.keyframes.Add(-1)
@@ -451,4 +373,123 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 			return res, err
 		}
 	}
+}
+
+// open opens the input and probes its streams, returning the video stream.
+// A new connection (not a loop pass) restarts the capture clock.
+func (in *Ingest) open(intr *avin.Input, wd *watchdog, st *readState, fail func(string, error) error) (*astiav.Stream, error) {
+	fc := intr.FC
+	dict, err := avin.Dictionary(in.openOptions())
+	if err != nil {
+		return nil, err
+	}
+	defer dict.Free()
+	var ifmt *astiav.InputFormat
+	if in.cfg.Format != "" {
+		ifmt = astiav.FindInputFormat(in.cfg.Format)
+	}
+	if in.cfg.Listen {
+		in.log.Info("listening for a pusher", "input", in.input)
+	} else {
+		wd.arm() // waiting for a pusher is not bounded; connecting is
+	}
+	err = fc.OpenInput(in.cfg.Input, ifmt, dict)
+	wd.disarm()
+	if err != nil {
+		return nil, fail("open", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			fc.CloseInput()
+		}
+	}()
+	if !st.optsChecked {
+		st.optsChecked = true
+		for k := range in.cfg.InputOptions {
+			if dict.Get(k, nil, astiav.NewDictionaryFlags()) != nil {
+				in.log.Warn("input option not used by FFmpeg", "option", k)
+			}
+		}
+	}
+	if !st.ts.newPass {
+		// A live input's first packets are read from here on, and the
+		// probe may hand them out up to its analyzeduration later: anchor
+		// the capture clock at the probe's start. A file's clock starts at
+		// its first packet.
+		var at time.Time
+		if !in.cfg.isFile() {
+			at = in.cfg.Now()
+		}
+		st.clock.restart(at)
+	}
+	wd.armFor(in.probeAllowance())
+	err = fc.FindStreamInfo(nil)
+	wd.disarm()
+	if err != nil {
+		return nil, fail("probe", err)
+	}
+	vs := avin.VideoStream(fc)
+	if vs == nil {
+		return nil, fmt.Errorf("%s: %w", in.input, ErrNoVideo)
+	}
+	ok = true
+	return vs, nil
+}
+
+// packet builds the cache packet for pkt (all but its capture time and
+// numbers), repairing its timestamps, applying codec changes at keyframes
+// and advancing the media clock.
+func (in *Ingest) packet(pkt *astiav.Packet, key bool, cp *astiav.CodecParameters, tb astiav.Rational, st *readState) *cache.Packet {
+	data := pkt.Data() // a Go copy of the packet bytes (C.GoBytes)
+	if key && st.codec.keyframe(cp, data) {
+		c := st.codec.cur
+		in.log.Info("codec parameters changed", "codec", c.Name, "width", c.Width, "height", c.Height)
+	}
+	pts, dts, dur, step, stepOK := st.ts.repair(pkt.Pts(), pkt.Dts(), pkt.Duration())
+	tbf := tb.Float64()
+	// Media clock: advance by the DTS step; a jump (reconnect, bad
+	// timestamps) advances by one packet duration instead.
+	if st.started {
+		adv := float64(dur) * tbf
+		if d := float64(step) * tbf; stepOK && d >= 0 && d < MaxClockStep.Seconds() {
+			adv = d
+		}
+		st.media += adv
+	}
+	st.started = true
+	cur := st.codec.cur
+	p := &cache.Packet{
+		Keyframe: key,
+		Data:     data,
+		PTS:      pts, DTS: dts,
+		TimeBase: tbf,
+		Width:    cur.Width, Height: cur.Height,
+		FrameType: "P",
+		Corrupt:   pkt.Flags().Has(astiav.PacketFlagCorrupt),
+		DeviceID:  in.cfg.Camera,
+		CodecName: cur.Name,
+		PixFmt:    cur.PixFmt,
+	}
+	if key {
+		p.FrameType = "I"
+		p.Extradata = cur.Extradata
+	}
+	return p
+}
+
+// pace waits, for a Realtime input, until the packet's media time has
+// come on the wall clock (like ffmpeg -re).
+func (in *Ingest) pace(ctx context.Context, st *readState) error {
+	if !in.cfg.Realtime {
+		return nil
+	}
+	if !st.paceSet {
+		st.paceSet, st.paceWall, st.paceMedia = true, time.Now(), st.media
+	}
+	target := st.paceWall.Add(time.Duration((st.media - st.paceMedia) * float64(time.Second)))
+	if !sleep(ctx, time.Until(target)) {
+		return ctx.Err()
+	}
+	return nil
 }

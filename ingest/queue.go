@@ -27,8 +27,15 @@ const maxFPS = 240
 
 // queue is the in-memory buffer between the reader and the cache writer. It
 // holds at most limit of packet time, measured both on the media clock and
-// on the wall-clock read times. In drop mode (live inputs) pushing beyond
-// the limit drops the oldest packets; otherwise push waits for room.
+// on the packets' capture times. In drop mode (live inputs) pushing beyond
+// the limit drops whole GOPs from the oldest end; otherwise push waits for
+// room.
+//
+// Drops never leave a GOP without its keyframe: a drop takes the oldest
+// packet and every following non-keyframe packet up to the next keyframe
+// (dropGOP); when none is buffered yet, pushes of non-keyframe packets are
+// dropped until a keyframe comes (skipToKey). So the first packet after a
+// drop is always a keyframe.
 type queue struct {
 	limit    time.Duration
 	maxCount int
@@ -40,8 +47,11 @@ type queue struct {
 	items  []*item
 	head   int
 	closed bool
-	data   chan struct{} // cap 1: something was pushed or the queue closed
-	room   chan struct{} // cap 1: something was popped
+	// skipToKey: the GOP being read lost packets; drop pushes until its
+	// next keyframe.
+	skipToKey bool
+	data      chan struct{} // cap 1: something was pushed or the queue closed
+	room      chan struct{} // cap 1: something was popped
 }
 
 func newQueue(limit time.Duration, dropMode bool, buffered *atomic.Int64, onDrop func(int)) *queue {
@@ -59,9 +69,9 @@ func signal(c chan struct{}) {
 
 // spanOver reports whether old and newest are further apart than the limit.
 func (q *queue) spanOver(old, newest *item) bool {
-	wall := time.Duration(newest.pkt.Timestamp-old.pkt.Timestamp) * time.Millisecond
+	capture := time.Duration(newest.pkt.Timestamp-old.pkt.Timestamp) * time.Millisecond
 	media := time.Duration((newest.media - old.media) * float64(time.Second))
-	return wall > q.limit || media > q.limit
+	return capture > q.limit || media > q.limit
 }
 
 func (q *queue) live() []*item { return q.items[q.head:] }
@@ -85,14 +95,22 @@ func (q *queue) push(ctx context.Context, it *item) error {
 			q.mu.Lock()
 		}
 	}
+	if q.skipToKey {
+		if !it.pkt.Keyframe {
+			q.mu.Unlock()
+			q.onDrop(1) // never buffered
+			return nil
+		}
+		q.skipToKey = false
+	}
 	q.items = append(q.items, it)
 	q.buffered.Add(1)
 	dropped := 0
 	if q.dropMode {
 		for l := q.live(); len(l) > 1 && (len(l) > q.maxCount || q.spanOver(l[0], it)); l = q.live() {
-			q.items[q.head] = nil
-			q.head++
+			q.dropHead()
 			dropped++
+			dropped += q.dropGOPLocked()
 		}
 		q.compact()
 	}
@@ -103,6 +121,42 @@ func (q *queue) push(ctx context.Context, it *item) error {
 	}
 	signal(q.data)
 	return nil
+}
+
+func (q *queue) dropHead() {
+	q.items[q.head] = nil
+	q.head++
+}
+
+// dropGOPLocked drops the buffered non-keyframe packets at the oldest end,
+// the rest of a GOP that lost a packet, and returns how many. If no
+// keyframe is buffered, the packets still to come up to the next keyframe
+// are dropped by push.
+func (q *queue) dropGOPLocked() int {
+	n := 0
+	for l := q.live(); len(l) > 0 && !l[0].pkt.Keyframe; l = q.live() {
+		q.dropHead()
+		n++
+	}
+	if len(q.live()) == 0 {
+		q.skipToKey = true
+	}
+	return n
+}
+
+// dropGOP is called by the writer when it gave up on a packet: the rest of
+// that packet's GOP cannot be decoded without it, so it is dropped too
+// (buffered now, or still to come). It returns how many buffered packets it
+// dropped (not yet counted by onDrop; the caller counts them).
+func (q *queue) dropGOP() int {
+	q.mu.Lock()
+	n := q.dropGOPLocked()
+	q.compact()
+	q.mu.Unlock()
+	if n > 0 {
+		signal(q.room)
+	}
+	return n
 }
 
 func (q *queue) compact() {

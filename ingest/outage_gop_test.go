@@ -1,0 +1,92 @@
+package ingest_test
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/cache/rediscache"
+	"github.com/chryscloud/chrysalis-go/ingest"
+	"github.com/chryscloud/chrysalis-go/internal/testredis"
+)
+
+// TestRedisOutageKeepsGOPsWhole: a live (Realtime, looped) camera with a
+// keyframe every 10 packets is ingested with a 1 s Buffer into a
+// persistent redis-server that is killed (SIGKILL) until 3 × Buffer of
+// packets were read, then restarted on the same port. The cache must never
+// hold a GOP without its keyframe: after every jump in Number (a drop) the
+// first packet is a keyframe, so every run of contiguous Numbers starts at
+// a keyframe.
+func TestRedisOutageKeepsGOPsWhole(t *testing.T) {
+	requireFFmpeg(t)
+	const gop, fps = 10, 25
+	path := filepath.Join(t.TempDir(), "gop10.mp4")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+		"-i", "testsrc2=size=320x240:rate=25:duration=4", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+		"-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-bf", "0", path).CombinedOutput(); err != nil {
+		t.Fatalf("make clip: %v: %s", err, out)
+	}
+	srv := testredis.Start(t, testredis.Options{Persist: true})
+	const cam = "gops"
+	const buffer = time.Second
+	rc := dialRedis(t, srv, cache.Retention{MaxAge: 5 * time.Minute})
+	in, err := ingest.New(rc, ingest.Config{Camera: cam, Input: path, Realtime: true, Loop: true, Buffer: buffer,
+		Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, in)
+	waitFor(t, 10*time.Second, "37 packets written", func() bool { return in.Stats().Written >= 37 })
+	srv.Kill()
+	atKill := in.Stats()
+	// 3 × Buffer of packets read while Redis is down.
+	waitFor(t, 10*time.Second, "3 × Buffer of packets read", func() bool {
+		return in.Stats().Packets >= atKill.Packets+3*int64(buffer.Seconds()*fps)
+	})
+	atRestart := in.Stats()
+	srv.Restart()
+	waitFor(t, 15*time.Second, "2 s of packets written after the restart", func() bool {
+		return in.Stats().Written >= atRestart.Written+2*fps
+	})
+	if err, _ := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	st := in.Stats()
+	t.Logf("at kill %d read/%d written; at restart %d read/%d written/%d buffered/%d dropped; end %+v",
+		atKill.Packets, atKill.Written, atRestart.Packets, atRestart.Written, atRestart.Buffered, atRestart.Dropped, st)
+	if st.Written+st.Dropped != st.Packets || st.Dropped == 0 {
+		t.Errorf("written %d + dropped %d != read %d, or nothing dropped", st.Written, st.Dropped, st.Packets)
+	}
+
+	all, err := rc.Range(context.Background(), cam, cache.MinID, cache.MaxID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xlen, _ := rc.Client().XLen(context.Background(), rediscache.QueueKey(cam)).Result()
+	checkIDs(t, all)
+	gaps := 0
+	for i, p := range all {
+		if i > 0 && p.Number <= all[i-1].Number {
+			t.Fatalf("packet numbers out of order at %d: %d after %d", i, p.Number, all[i-1].Number)
+		}
+		runStart := i == 0 || p.Number != all[i-1].Number+1
+		if i > 0 && runStart {
+			gaps++
+			t.Logf("gap: %d -> %d (%d packets dropped), first after it keyframe=%v", all[i-1].Number, p.Number,
+				p.Number-all[i-1].Number-1, p.Keyframe)
+		}
+		if runStart && !p.Keyframe {
+			t.Errorf("packet %d (entry %d, %v) starts a run of contiguous numbers but is not a keyframe: a GOP without its keyframe",
+				p.Number, i, p.ID)
+		}
+	}
+	if gaps == 0 {
+		t.Fatalf("no gap in %d packets (XLEN %d): the outage was not felt", len(all), xlen)
+	}
+	if int64(len(all)) != xlen || xlen != st.Written {
+		t.Errorf("range %d, XLEN %d, written %d", len(all), xlen, st.Written)
+	}
+}
