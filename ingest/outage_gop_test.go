@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 	"github.com/chryscloud/chrysalis-go/ingest"
+	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
 )
 
@@ -88,5 +90,27 @@ func TestRedisOutageKeepsGOPsWhole(t *testing.T) {
 	}
 	if int64(len(all)) != xlen || xlen != st.Written {
 		t.Errorf("range %d, XLEN %d, written %d", len(all), xlen, st.Written)
+	}
+
+	// No reader decodes across the gaps: Past over the whole cache yields
+	// one image per packet, each the picture ffmpeg decodes for that frame
+	// of the clip (its GOPs are closed, so that is the GOP decoded alone).
+	ref := testclip.Reference(t, path, "bgr24", 320, 240)
+	const dur = 512 // the clip's frame interval in its 1/12800 time base
+	ccam := chrysalis.New(rc, chrysalis.Options{}).Camera(cam, chrysalis.CameraOptions{})
+	defer ccam.Close()
+	n := 0
+	for img, err := range ccam.Past(context.Background(), all[0].ID.Time(), all[len(all)-1].ID.Time()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := int(img.PTS/dur) % len(ref)
+		if db := testclip.PSNR(img.Data, ref[i]); db < 40 {
+			t.Fatalf("image %d (packet %s, number %d): %.1f dB against ffmpeg's frame %d", n, img.ID, img.Packet.Number, db, i)
+		}
+		n++
+	}
+	if cs := ccam.Stats(); n != len(all) || cs.Gaps != int64(gaps) || cs.Skipped != 0 {
+		t.Fatalf("Past: %d images of %d packets, stats %+v (want %d gaps, nothing skipped)", n, len(all), cs, gaps)
 	}
 }

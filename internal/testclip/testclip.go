@@ -28,8 +28,12 @@ import (
 	"github.com/chryscloud/chrysalis-go/internal/pb"
 )
 
-// Path returns the absolute path of testdata/name.
+// Path returns the absolute path of testdata/name; an absolute name is
+// returned as it is.
 func Path(name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", name)
 }
