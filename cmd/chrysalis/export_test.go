@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -95,6 +96,14 @@ func TestExportImagesBurst(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("burst_%s-0_2.jpg", ms))); err != nil {
 		t.Fatalf("second run: %v, want the taken name with _2", err)
+	}
+
+	// Without --json it says how many files it wrote.
+	cmd := exec.Command(ingestTestBinary(t), "export", "--camera", "burst", "--from", ms, "--to", ms, "-o", t.TempDir()+"/")
+	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL="+srv.URL())
+	out, err := cmd.Output()
+	if want := fmt.Sprintf(": %d frames of burst (images, %d files written, ", e.Frames, e.Frames); err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("export text: %v %q, want %q", err, out, want)
 	}
 
 	// Every packet is a frame: needs Camera.Past to yield one frame per
