@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image/jpeg"
 	"image/png"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ import (
 )
 
 // ImageOptions configures ImageFiles. The zero value writes every image as
-// a quality-90 JPEG named "{camera}_{ts}.jpg".
+// a quality-90 JPEG named "{camera}_{id}.jpg".
 type ImageOptions struct {
 	// Format is "jpeg" (default; "jpg" is accepted) or "png".
 	Format string
@@ -29,11 +30,16 @@ type ImageOptions struct {
 	// subdirectories, which are created. Placeholders:
 	//	{camera} the camera id, with path separators and other characters
 	//	         unsafe in file names replaced by '_'
+	//	{id}     the frame's cache id "<ms>-<seq>" (ChImage.ID), unique per
+	//	         frame of a camera even when frames share a millisecond; an
+	//	         image without a cache id uses its Time's ms and seq 0
 	//	{ts}     the frame timestamp in UTC milliseconds since the epoch
 	//	{time}   the frame timestamp as UTC "20060102T150405.000Z"
 	//	{seq}    the number of this file among those written, from 000001
-	// Default "{camera}_{ts}.jpg" (".png" for PNG). Two frames that map
-	// to the same name overwrite each other; add {seq} to keep both.
+	// Default "{camera}_{id}.jpg" (".png" for PNG). A file never replaces
+	// another: when its name is taken (two frames that map to the same
+	// name, or a file already there), it gets "_2", "_3"... before the
+	// extension.
 	Pattern string
 	// Every writes at most one image per interval of frame time: an image
 	// is written when its timestamp is at least Every after the last one
@@ -87,12 +93,12 @@ func (w *ImageWriter) options() (ImageOptions, error) {
 		return o, fmt.Errorf("sink: JPEG quality %d out of 1..100", o.Quality)
 	}
 	if o.Pattern == "" {
-		o.Pattern = "{camera}_{ts}.jpg"
+		o.Pattern = "{camera}_{id}.jpg"
 		if o.Format == "png" {
-			o.Pattern = "{camera}_{ts}.png"
+			o.Pattern = "{camera}_{id}.png"
 		}
 	}
-	if err := checkPattern(o.Pattern); err != nil {
+	if err := checkPatternOf(o.Pattern, imagePlaceholders); err != nil {
 		return o, err
 	}
 	if o.Every < 0 {
@@ -123,8 +129,7 @@ func (w *ImageWriter) Run(ctx context.Context, in <-chan flow.Image) error {
 			return nil
 		}
 		seq := w.written.Load() + 1
-		name := filepath.Join(w.dir, expandPattern(o.Pattern, img.Camera, img.Time, seq))
-		err := w.write(name, img, &px, bw, o)
+		name, err := w.write(filepath.Join(w.dir, expandImagePattern(o.Pattern, img, seq)), img, &px, bw, o)
 		img.Release()
 		if err != nil {
 			return err
@@ -138,27 +143,28 @@ func (w *ImageWriter) Run(ctx context.Context, in <-chan flow.Image) error {
 	})
 }
 
-// write encodes img into a temporary file next to name and renames it.
-func (w *ImageWriter) write(name string, img flow.Image, px *pixBuf, bw *bufio.Writer, o ImageOptions) (err error) {
+// write encodes img into a temporary file next to name and moves it to
+// name, or to a free name next to it (see placeNew); it returns the path.
+func (w *ImageWriter) write(name string, img flow.Image, px *pixBuf, bw *bufio.Writer, o ImageOptions) (_ string, err error) {
 	m, err := px.view(img)
 	if err != nil {
-		return err
+		return "", err
 	}
 	dir := filepath.Dir(name)
 	if dir != w.dir {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("sink: %w", err)
+			return "", fmt.Errorf("sink: %w", err)
 		}
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("sink: %w", err)
+		return "", fmt.Errorf("sink: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(f.Name())
 		}
+		os.Remove(f.Name()) // placed by a hard link, or failed
 	}()
 	bw.Reset(f)
 	if o.Format == "png" {
@@ -167,28 +173,69 @@ func (w *ImageWriter) write(name string, img flow.Image, px *pixBuf, bw *bufio.W
 		err = jpeg.Encode(bw, m, &jpeg.Options{Quality: o.Quality})
 	}
 	if err != nil {
-		return fmt.Errorf("sink: encoding %s: %w", name, err)
+		return "", fmt.Errorf("sink: encoding %s: %w", name, err)
 	}
 	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("sink: writing %s: %w", name, err)
+		return "", fmt.Errorf("sink: writing %s: %w", name, err)
 	}
 	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("sink: %w", err)
+		return "", fmt.Errorf("sink: %w", err)
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("sink: writing %s: %w", name, err)
+		return "", fmt.Errorf("sink: writing %s: %w", name, err)
 	}
-	if err = os.Rename(f.Name(), name); err != nil {
-		return fmt.Errorf("sink: %w", err)
-	}
-	return nil
+	return placeNew(f.Name(), name)
 }
 
-var placeholders = []string{"{camera}", "{ts}", "{time}", "{seq}"}
+// maxSuffix bounds the "_N" names placeNew tries.
+const maxSuffix = 10000
+
+// placeNew gives the complete file tmp the name name, or name with "_2",
+// "_3"... before its extension when that is taken, never replacing an
+// existing file, and returns the name used. It hard-links tmp (link fails
+// on an existing name, atomically; the caller removes tmp); on a file
+// system without hard links it checks for the name and renames.
+func placeNew(tmp, name string) (string, error) {
+	ext := filepath.Ext(name)
+	base := strings.TrimSuffix(name, ext)
+	for n := 1; n <= maxSuffix; n++ {
+		try := name
+		if n > 1 {
+			try = base + "_" + strconv.Itoa(n) + ext
+		}
+		err := os.Link(tmp, try)
+		if err == nil {
+			return try, nil
+		}
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		// No hard links here: check, then rename.
+		if _, serr := os.Lstat(try); serr == nil {
+			continue
+		} else if !errors.Is(serr, fs.ErrNotExist) {
+			return "", fmt.Errorf("sink: %w", serr)
+		}
+		if rerr := os.Rename(tmp, try); rerr != nil {
+			return "", fmt.Errorf("sink: %w (link: %v)", rerr, err)
+		}
+		return try, nil
+	}
+	return "", fmt.Errorf("sink: %s and %d more files of that name exist", name, maxSuffix-1)
+}
+
+// placeholders are the names clip patterns know; image patterns also know
+// {id}.
+var (
+	placeholders      = []string{"{camera}", "{ts}", "{time}", "{seq}"}
+	imagePlaceholders = append([]string{"{id}"}, placeholders...)
+)
 
 // checkPattern rejects unknown {placeholders} and absolute or escaping
 // patterns.
-func checkPattern(p string) error {
+func checkPattern(p string) error { return checkPatternOf(p, placeholders) }
+
+func checkPatternOf(p string, placeholders []string) error {
 	if filepath.IsAbs(p) || strings.HasPrefix(filepath.Clean(p), "..") {
 		return fmt.Errorf("sink: pattern %q must be relative to the directory", p)
 	}
@@ -215,6 +262,16 @@ func expandPattern(p, camera string, t time.Time, seq int64) string {
 		"{seq}", fmt.Sprintf("%06d", seq),
 	)
 	return r.Replace(p)
+}
+
+// expandImagePattern fills a checked image pattern's placeholders.
+func expandImagePattern(p string, img flow.Image, seq int64) string {
+	id := img.ID
+	if id.IsZero() {
+		id.MS = uint64(img.Time.UnixMilli())
+	}
+	p = strings.ReplaceAll(p, "{id}", strconv.FormatUint(id.MS, 10)+"-"+strconv.FormatUint(id.Seq, 10))
+	return expandPattern(p, img.Camera, img.Time, seq)
 }
 
 // safeName replaces characters that are unsafe in a file name.

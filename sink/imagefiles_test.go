@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/sink"
@@ -143,10 +144,64 @@ func TestImageFilesEvery(t *testing.T) {
 	}
 	var want []string
 	for i := range 4 {
-		want = append(want, fmt.Sprintf("clip720.mp4_%d.jpg", t0+int64(i)*1000))
+		want = append(want, fmt.Sprintf("clip720.mp4_%d-0.jpg", t0+int64(i)*1000))
 	}
 	if w.Written() != 4 || !slices.Equal(names, want) {
 		t.Fatalf("Every=1s over 4 s of frames wrote %d files %v, want %v", w.Written(), names, want)
+	}
+}
+
+// Frames that share a millisecond (a burst) get one file each, named by
+// their cache id; images without a cache id, and names already taken by
+// an earlier file, get a counter suffix: no file is ever replaced.
+func TestImageFilesUniqueNames(t *testing.T) {
+	f := loadClip(t, "clip720.mp4")
+	dir := t.TempDir()
+	// An earlier file holding the name the first id-less image maps to.
+	old := filepath.Join(dir, fmt.Sprintf("clip720.mp4_%d-0.jpg", t0))
+	if err := os.WriteFile(old, []byte("earlier"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		id   func(i int) cache.ID
+		want func(i int) string
+	}{
+		{"burst ids", func(i int) cache.ID { return cache.ID{MS: uint64(t0) + 1, Seq: uint64(i)} },
+			func(i int) string { return fmt.Sprintf("clip720.mp4_%d-%d.jpg", t0+1, i) }},
+		{"no ids", func(int) cache.ID { return cache.ID{} },
+			func(i int) string { return fmt.Sprintf("clip720.mp4_%d-0_%d.jpg", t0, i+2) }}, // _2.. : the bare name is taken
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			imgs := f.images(t, chrysalis.CameraOptions{Width: 160, Height: 90}, 0, 24)
+			for i, img := range imgs {
+				img.ID, img.Time = tc.id(i), time.UnixMilli(t0) // all in one millisecond
+			}
+			var written []string
+			w := sink.ImageFiles(dir, sink.ImageOptions{OnWrite: func(p string) { written = append(written, p) }})
+			if err := w.Run(context.Background(), feed(context.Background(), imgs)); err != nil {
+				t.Fatal(err)
+			}
+			if w.Written() != int64(len(imgs)) || len(written) != len(imgs) {
+				t.Fatalf("%d images: Written %d, %d callbacks", len(imgs), w.Written(), len(written))
+			}
+			for i, p := range written {
+				if want := filepath.Join(dir, tc.want(i)); p != want {
+					t.Fatalf("file %d: %s, want %s", i, p, want)
+				}
+				decodeImage(t, p)
+			}
+		})
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jpg"))
+	if len(files) != 1+2*25 {
+		t.Fatalf("%d files, want 51 (one earlier, 25 per run)", len(files))
+	}
+	if b, _ := os.ReadFile(old); string(b) != "earlier" {
+		t.Fatalf("the earlier file was replaced")
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, ".*")); len(tmp) > 0 {
+		t.Fatalf("temporary files left: %v", tmp)
 	}
 }
 

@@ -32,7 +32,7 @@ func (w *Watch) httpError(rw http.ResponseWriter, r *http.Request, err error) {
 	var br *badRequest
 	code := http.StatusInternalServerError
 	switch {
-	case errors.As(err, &br):
+	case errors.As(err, &br), errors.Is(err, cache.ErrBadTime):
 		code = http.StatusBadRequest
 	case errors.Is(err, cache.ErrUnknownCamera), errors.Is(err, cache.ErrEmpty), errors.Is(err, cache.ErrNotFound),
 		errors.Is(err, sink.ErrNoFrames):
@@ -48,8 +48,20 @@ func (w *Watch) httpError(rw http.ResponseWriter, r *http.Request, err error) {
 }
 
 // parseAt reads a time: unix milliseconds, RFC 3339, or relative to now
-// ("-5s", "-1m30s"); empty or "now" is now.
+// ("-5s", "-1m30s"); empty or "now" is now. A time a cache id cannot name
+// (zero, before 1970, after year 9999) is a bad request.
 func parseAt(s string, now time.Time) (time.Time, error) {
+	t, err := parseAtText(s, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := cache.CheckTime(t); err != nil {
+		return time.Time{}, badf("time %q: %v", strings.TrimSpace(s), err)
+	}
+	return t, nil
+}
+
+func parseAtText(s string, now time.Time) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	switch {
 	case s == "" || s == "now":

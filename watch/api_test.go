@@ -106,6 +106,13 @@ func TestAPI(t *testing.T) {
 		{"/api/screenshot/cam?at=1760000000", 400, "milliseconds"},
 		{"/api/screenshot/cam?at=" + strconv.FormatInt(t0-1000, 10), 404, "no keyframe"},
 		{"/api/screenshot/absent", 404, "unknown camera"},
+		// Times a cache id cannot name are bad requests, not wrapped ids
+		// (1960 used to answer the newest keyframe).
+		{"/api/screenshot/cam?at=1960-01-01T00:00:00Z", 400, `time "1960-01-01T00:00:00Z": bad time: must be between 1970-01-01`},
+		{"/api/screenshot/cam?at=0001-01-01T00:00:00Z", 400, "bad time: must be between"},
+		{"/api/screenshot/cam?at=-600000h", 400, "bad time: must be between"},
+		{"/api/screenshot/cam?at=253402300800000", 400, "bad time: must be between"},
+		{"/api/screenshot/cam?at=10000-01-01T00:00:00Z", 400, "bad time"},
 		{"/api/export/cam?last=ten", 400, "bad last"},
 		{"/api/export/cam?last=-5s", 400, "bad last"},
 		{"/api/export/cam?last=2h", 400, "at most"},

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/cache"
 )
 
 // setupLogging returns the CLI's logger (stderr, text) and routes go-redis's
@@ -69,8 +70,20 @@ func checkRedisURL(s string) error {
 }
 
 // parseTime reads TIME: RFC 3339, unix milliseconds, or a duration relative
-// to now ("-5s", "-2m30s"; "now" is now).
+// to now ("-5s", "-2m30s"; "now" is now). A time a cache id cannot name
+// (zero, before 1970, after year 9999) is a usage error naming the flag.
 func parseTime(flag, s string, now time.Time) (time.Time, error) {
+	t, err := parseTimeText(flag, s, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := cache.CheckTime(t); err != nil {
+		return time.Time{}, usagef("bad --%s %q: %v", flag, strings.TrimSpace(s), err)
+	}
+	return t, nil
+}
+
+func parseTimeText(flag, s string, now time.Time) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	switch {
 	case s == "":

@@ -15,6 +15,7 @@ import (
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/sink"
 )
 
@@ -22,8 +23,12 @@ import (
 type exportResult struct {
 	Camera string `json:"camera"`
 	Output string `json:"output"`
-	// Frames written; StartMS/EndMS the first and last frame's timestamps.
-	Frames  int64   `json:"frames"`
+	// Frames written (remux) or decoded (images); StartMS/EndMS the first
+	// and last frame's timestamps.
+	Frames int64 `json:"frames"`
+	// Files is the number of image files written (images only): one per
+	// decoded frame.
+	Files   int64   `json:"files,omitempty"`
 	StartMS int64   `json:"start_timestamp"`
 	EndMS   int64   `json:"end_timestamp"`
 	Seconds float64 `json:"duration"`
@@ -45,9 +50,13 @@ only start on a keyframe, so the file starts at the keyframe at or before
 
 With -o DIR/ (a trailing slash or an existing directory) every frame whose
 timestamp falls in [--from, --to] is decoded and written as an image
-(--format jpg or png) named <camera>_<unix ms>.<ext>.
+(--format jpg or png) named <camera>_<unix ms>-<seq>.<ext> after its cache id
+<ms>-<seq>, so frames sharing a millisecond get a file each. An existing file
+is never replaced: a taken name gets _2, _3... before the extension. export
+prints how many files it wrote, one per decoded frame.
 
-TIME is RFC 3339, unix milliseconds, or relative to now such as -10s.
+TIME is RFC 3339, unix milliseconds, or relative to now such as -10s, between
+1970 and the year 9999.
 A progress bar shows when stderr is a terminal.`,
 		Example: `  chrysalis export --camera cam1 --from -30s --to now -o last30s.mp4
   chrysalis export --camera cam1 --from 2026-11-25T12:00:00Z --to 2026-11-25T12:00:05Z -o frames/ --format png`,
@@ -93,8 +102,12 @@ A progress bar shows when stderr is a terminal.`,
 			if asJSON {
 				return json.NewEncoder(w).Encode(res)
 			}
-			_, err = fmt.Fprintf(w, "%s: %d frames of %s (%s, %.2fs from %s)\n", res.Output, res.Frames, res.Camera, res.Mode,
-				res.Seconds, time.UnixMilli(res.StartMS).UTC().Format(time.RFC3339Nano))
+			files := ""
+			if toDir {
+				files = fmt.Sprintf(", %d files written", res.Files)
+			}
+			_, err = fmt.Fprintf(w, "%s: %d frames of %s (%s%s, %.2fs from %s)\n", res.Output, res.Frames, res.Camera, res.Mode,
+				files, res.Seconds, time.UnixMilli(res.StartMS).UTC().Format(time.RFC3339Nano))
 			return err
 		},
 	}
@@ -152,6 +165,9 @@ func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, 
 	return res, nil
 }
 
+// exportImages decodes the window and writes each frame through
+// sink.ImageFiles, named by its cache id; it counts the frames decoded and
+// the files written, which must agree.
 func exportImages(ctx context.Context, cl *chrysalis.Client, camera string, start, end time.Time, dir, format string) (exportResult, error) {
 	res := exportResult{Camera: camera, Output: dir, Mode: "images"}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -160,40 +176,55 @@ func exportImages(ctx context.Context, cl *chrysalis.Client, camera string, star
 	cam := cl.Camera(camera, chrysalis.CameraOptions{})
 	defer cam.Close()
 	bar := progress(estimate(ctx, cam, start, end), "export")
-	for img, err := range cam.Past(ctx, start, end) {
-		if err != nil {
-			return res, err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := sink.ImageFiles(dir, sink.ImageOptions{Format: format, Quality: 92, OnWrite: func(string) {
+		if bar != nil {
+			bar.Add(1)
 		}
-		name := filepath.Join(dir, fmt.Sprintf("%s_%d.%s", safeFileName(camera), img.TimestampMS(), format))
-		if err := writeImage(name, img); err != nil {
-			return res, err
+	}})
+	in := make(chan flow.Image)
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx, in) }()
+	var err, sinkErr error
+	sinkDone := false
+read:
+	for img, perr := range cam.Past(ctx, start, end) {
+		if perr != nil {
+			err = perr
+			break
 		}
 		if res.Frames == 0 {
 			res.StartMS = img.TimestampMS()
 		}
 		res.EndMS = img.TimestampMS()
 		res.Frames++
-		img.Release()
-		if bar != nil {
-			bar.Add(1)
+		select {
+		case in <- img: // the sink releases it
+		case sinkErr = <-ran:
+			img.Release()
+			sinkDone = true
+			break read
 		}
+	}
+	close(in)
+	if !sinkDone {
+		sinkErr = <-ran
 	}
 	if bar != nil {
 		bar.Finish()
 	}
-	if res.Frames == 0 {
+	res.Files = w.Written()
+	switch {
+	case err != nil:
+		return res, err
+	case sinkErr != nil:
+		return res, sinkErr
+	case res.Frames == 0:
 		return res, fmt.Errorf("camera %q: no frames in the window: %w", camera, cache.ErrNotFound)
+	case res.Files != res.Frames:
+		return res, fmt.Errorf("camera %q: decoded %d frames but wrote %d files", camera, res.Frames, res.Files)
 	}
 	res.Seconds = float64(res.EndMS-res.StartMS) / 1000
 	return res, nil
-}
-
-// safeFileName replaces characters that do not belong in a file name.
-func safeFileName(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == ':' || r < ' ' {
-			return '_'
-		}
-		return r
-	}, s)
 }

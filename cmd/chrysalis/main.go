@@ -38,7 +38,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, cache.ErrBadTime):
 		return exitUsage
 	case errors.Is(err, rediscache.ErrAuth), errors.Is(err, rediscache.ErrTLS), errors.Is(err, rediscache.ErrUnreachable):
 		return exitCache

@@ -181,7 +181,7 @@ func newSnapshotCmd() *cobra.Command {
 		Short: "Write the keyframe nearest before TIME to an image file",
 		Long: `snapshot decodes the keyframe at or nearest before TIME (as the Python SDK's
 Screenshot did). TIME is RFC 3339, unix milliseconds, or relative to now such
-as -5s.`,
+as -5s, between 1970 and the year 9999.`,
 		Example: `  chrysalis snapshot --camera cam1 --at -10s -o ten-seconds-ago.jpg
   chrysalis snapshot --camera cam1 --at 2026-11-25T12:00:00Z -o noon.png`,
 		Args: noArgs,

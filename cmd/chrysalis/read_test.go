@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"image/jpeg"
 	"image/png"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
 )
@@ -48,6 +50,13 @@ func TestReadCommandsBadInput(t *testing.T) {
 		{"snapshot bad time", []string{"snapshot", "--camera", "cam", "--at", "noon", "-o", "x.jpg"}, url, exitUsage, "bad --at"},
 		{"snapshot seconds not ms", []string{"snapshot", "--camera", "cam", "--at", "1760000000", "-o", "x.jpg"}, url, exitUsage, "milliseconds"},
 		{"snapshot before the cache", []string{"snapshot", "--camera", "cam", "--at", strconv.FormatInt(clipT0-1000, 10), "-o", filepath.Join(dir, "x.jpg")}, url, exitNotFound, "no keyframe"},
+		// Times a cache id cannot name are usage errors naming the flag, not
+		// wrapped ids (1960 used to return the newest keyframe).
+		{"snapshot before 1970", []string{"snapshot", "--camera", "cam", "--at", "1960-01-01T00:00:00Z", "-o", filepath.Join(dir, "x.jpg")}, url, exitUsage, `bad --at "1960-01-01T00:00:00Z": bad time: must be between 1970-01-01`},
+		{"snapshot relative before 1970", []string{"snapshot", "--camera", "cam", "--at", "-600000h", "-o", filepath.Join(dir, "x.jpg")}, url, exitUsage, `bad --at "-600000h": bad time`},
+		{"export zero from", []string{"export", "--camera", "cam", "--from", "0001-01-01T00:00:00Z", "-o", dir + "/"}, url, exitUsage, `bad --from "0001-01-01T00:00:00Z": bad time`},
+		{"export to year 10000", []string{"export", "--camera", "cam", "--from", "-5s", "--to", "10000-01-01T00:00:00Z", "-o", filepath.Join(dir, "y.mp4")}, url, exitUsage, `bad --to "10000-01-01T00:00:00Z"`},
+		{"export to year 10000 in ms", []string{"export", "--camera", "cam", "--from", "-5s", "--to", "253402300800000", "-o", filepath.Join(dir, "y.mp4")}, url, exitUsage, `bad --to "253402300800000": bad time`},
 		{"snapshot unknown flag", []string{"snapshot", "--camera", "cam", "--when", "-5s"}, url, exitUsage, "unknown flag"},
 		{"export no output", []string{"export", "--camera", "cam", "--from", "-5s"}, url, exitUsage, "no output"},
 		{"export bad extension", []string{"export", "--camera", "cam", "--from", "-5s", "-o", "x.avi"}, url, exitUsage, ".mp4 file or to a directory"},
@@ -134,5 +143,12 @@ func TestReadCommands(t *testing.T) {
 	f.Close()
 	if err != nil || im.Bounds().Dx() != 1280 {
 		t.Fatalf("snapshot wrote a bad PNG: %v", err)
+	}
+}
+
+// A library error for a time a cache id cannot name is bad input too.
+func TestExitCodeBadTime(t *testing.T) {
+	if c := exitCode(fmt.Errorf("camera %q: %w", "cam", cache.ErrBadTime)); c != exitUsage {
+		t.Fatalf("exit code %d for ErrBadTime, want %d", c, exitUsage)
 	}
 }
