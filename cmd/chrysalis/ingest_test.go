@@ -144,7 +144,16 @@ func TestIngestCLIFileAndSignal(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Wait for 20 packets in Redis (a condition, not a fixed sleep).
+	for {
+		if n, _ := rc.Client().XLen(ctx, rediscache.QueueKey("sig")).Result(); n >= 20 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("20 packets never arrived\n%s", buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	t0 := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
