@@ -39,7 +39,9 @@ type ImageOptions struct {
 	// Default "{camera}_{id}.jpg" (".png" for PNG). A file never replaces
 	// another: when its name is taken (two frames that map to the same
 	// name, or a file already there), it gets "_2", "_3"... before the
-	// extension.
+	// extension. The one exception is a pattern with no per-frame
+	// placeholder ({id}, {ts}, {time}, {seq}), e.g. "latest.jpg": it names
+	// one file that each image replaces atomically.
 	Pattern string
 	// Every writes at most one image per interval of frame time: an image
 	// is written when its timestamp is at least Every after the last one
@@ -184,7 +186,23 @@ func (w *ImageWriter) write(name string, img flow.Image, px *pixBuf, bw *bufio.W
 	if err = f.Close(); err != nil {
 		return "", fmt.Errorf("sink: writing %s: %w", name, err)
 	}
+	if !perFrame(o.Pattern) {
+		if err = os.Rename(f.Name(), name); err != nil {
+			return "", fmt.Errorf("sink: %w", err)
+		}
+		return name, nil
+	}
 	return placeNew(f.Name(), name)
+}
+
+// perFrame reports whether pattern names each frame's file apart.
+func perFrame(pattern string) bool {
+	for _, p := range []string{"{id}", "{ts}", "{time}", "{seq}"} {
+		if strings.Contains(pattern, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxSuffix bounds the "_N" names placeNew tries.

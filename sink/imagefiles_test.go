@@ -1,9 +1,11 @@
 package sink_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"image"
+	"image/draw"
 	"image/jpeg"
 	"image/png"
 	"os"
@@ -202,6 +204,38 @@ func TestImageFilesUniqueNames(t *testing.T) {
 	}
 	if tmp, _ := filepath.Glob(filepath.Join(dir, ".*")); len(tmp) > 0 {
 		t.Fatalf("temporary files left: %v", tmp)
+	}
+}
+
+// A pattern without a per-frame placeholder names one file ("latest.jpg")
+// that each image replaces.
+func TestImageFilesFixedNameReplaces(t *testing.T) {
+	f := loadClip(t, "clip720.mp4")
+	dir := t.TempDir()
+	imgs := f.images(t, chrysalis.CameraOptions{Width: 160, Height: 90}, 0, 4)
+	w := sink.ImageFiles(dir, sink.ImageOptions{Format: "png", Pattern: "latest.png"})
+	last := append([]byte(nil), imgs[len(imgs)-1].Data...)
+	if err := w.Run(context.Background(), feed(context.Background(), imgs)); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(files) != 1 || w.Written() != 5 {
+		t.Fatalf("files %v, written %d: want latest.png alone, 5 writes", files, w.Written())
+	}
+	fh, err := os.Open(filepath.Join(dir, "latest.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	m, err := png.Decode(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rgba := image.NewRGBA(m.Bounds())
+	draw.Draw(rgba, rgba.Rect, m, image.Point{}, draw.Src)
+	img := &chrysalis.ChImage{Width: 160, Height: 90, Stride: 480, Data: last}
+	if want := img.ToRGBA(); !bytes.Equal(rgba.Pix, want.Pix) {
+		t.Fatal("latest.png is not the last image")
 	}
 }
 
