@@ -198,10 +198,12 @@ func (g *Graph) validate() error {
 }
 
 // Run runs the graph until every source is exhausted and every image has
-// drained through, or every sink has returned (returns nil), a node fails (the graph is cancelled and
-// Run returns that node's error as a *NodeError), or ctx ends (returns
-// ctx.Err()). It returns only after every goroutine it started has exited.
-// A panic in a node becomes that node's error.
+// drained through, every sink has returned, or ctx ends: all three are the
+// plan, and Run returns nil (a caller that needs to tell them apart asks
+// ctx.Err()). It returns an error only for a failure: a node that fails
+// cancels the graph, and Run returns that node's error as a *NodeError. A
+// panic in a node becomes that node's error. Run returns only after every
+// goroutine it started has exited.
 func (g *Graph) Run(ctx context.Context) error {
 	if !g.ran.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
@@ -266,7 +268,7 @@ func (g *Graph) Run(ctx context.Context) error {
 	if ne := firstErr.Load(); ne != nil {
 		return ne
 	}
-	return ctx.Err()
+	return nil
 }
 
 // runNode runs one node, turning a panic into an error.
