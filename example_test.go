@@ -47,6 +47,39 @@ func exampleClient() *chrysalis.Client {
 	return chrysalis.New(mem, chrysalis.Options{})
 }
 
+// The README's first snippet: an in-process cache, a camera fed into it in
+// one call (here the bundled demo camera; a file or a URL works the same),
+// and a loop over the newest frames as 640x360 gray images.
+func Example_inProcessCamera() {
+	ctx := context.Background()
+	mc := cache.NewMemory(cache.Retention{MaxAge: time.Minute})
+	defer mc.Close()
+	run, err := ingest.Start(ctx, mc, ingest.Config{Camera: "cam1", Input: ingest.DemoInput,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer run.Stop()
+
+	cl := chrysalis.New(mc, chrysalis.Options{})
+	cam := cl.Camera("cam1", chrysalis.CameraOptions{Format: chrysalis.GRAY8, Width: 640, Height: 360})
+	defer cam.Close()
+	var last chrysalis.ID
+	for range 3 {
+		img, err := cam.WaitLatest(ctx) // never a frame this handle already returned
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(img.Width, img.Height, img.Format, img.ID.Compare(last) > 0)
+		last = img.ID
+		img.Release() // optional: recycles the buffer
+	}
+	// Output:
+	// 640 360 gray8 true
+	// 640 360 gray8 true
+	// 640 360 gray8 true
+}
+
 // since formats t relative to the example camera's first frame.
 func since(t time.Time) string { return fmt.Sprintf("+%dms", t.Sub(exampleStart).Milliseconds()) }
 
