@@ -352,7 +352,9 @@ func PresentationMS(p media.Packet) uint64 {
 }
 
 // Convert is the session's Converter.Convert.
-func (s *Session) Convert(f *av.Frame, p media.Packet) (*media.ChImage, error) { return s.conv.Convert(f, p) }
+func (s *Session) Convert(f *av.Frame, p media.Packet) (*media.ChImage, error) {
+	return s.conv.Convert(f, p)
+}
 
 // Convert turns f into an image with a pooled buffer, labelled with packet
 // p (see the package comment for ID and Time).
