@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/av"
 	"github.com/chryscloud/chrysalis-go/internal/decode"
@@ -361,43 +363,94 @@ func (c *Camera) past(ctx context.Context, start, end time.Time, yield func(*ChI
 	if c.o.KeyframesOnly {
 		return c.pastKeyframes(ctx, s, lo, hi, yield)
 	}
-	emit := func(f *av.Frame, p cache.Packet) error {
-		if p.ID.Compare(lo) < 0 || p.ID.Compare(hi) > 0 {
-			return nil // a reference frame before the window
-		}
-		img, err := s.Convert(f, p)
-		if err != nil {
-			return err
-		}
-		if !yield(img, nil) {
-			return errStop
-		}
-		return nil
-	}
 	from, err := c.windowStart(ctx, lo, hi)
 	if err != nil || from == nil {
 		return err
 	}
-	next := *from
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		pkts, err := c.cl.cache.Range(ctx, c.id, next, hi, pastPage)
-		if err != nil {
-			return err
-		}
-		for _, p := range pkts {
-			if err := s.Feed(ctx, p, emit); err != nil {
+	return c.pastPipeline(ctx, s, *from, lo, hi, yield)
+}
+
+// pastAhead is how many converted images Past keeps ready ahead of a
+// consumer that is slower than the decoder.
+const pastAhead = 4
+
+// pastPipeline runs Past's three stages at once: one goroutine fetches the
+// next page of packets while the current one decodes, a second decodes and
+// converts into a short queue, and the caller's goroutine yields. A
+// consumer slower than the decoder then finds the next image converted; a
+// faster one waits on the decoder, never on the cache round trip.
+func (c *Camera) pastPipeline(ctx context.Context, s *decode.Session, from, lo, hi cache.ID, yield func(*ChImage, error) bool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	gctx, stop := context.WithCancel(gctx)
+	defer stop()
+	pages := make(chan []cache.Packet, 1)
+	imgs := make(chan *ChImage, pastAhead)
+	g.Go(func() error {
+		defer close(pages)
+		for next := from; ; {
+			pkts, err := c.cl.cache.Range(gctx, c.id, next, hi, pastPage)
+			if err != nil {
 				return err
 			}
+			if len(pkts) > 0 {
+				select {
+				case pages <- pkts:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			if len(pkts) < pastPage {
+				return nil
+			}
+			next = pkts[len(pkts)-1].ID.Next()
 		}
-		if len(pkts) < pastPage {
-			break
+	})
+	g.Go(func() error {
+		defer close(imgs)
+		emit := func(f *av.Frame, p cache.Packet) error {
+			if p.ID.Compare(lo) < 0 || p.ID.Compare(hi) > 0 {
+				return nil // a reference frame before the window
+			}
+			img, err := s.Convert(f, p)
+			if err != nil {
+				return err
+			}
+			select {
+			case imgs <- img:
+				return nil
+			case <-gctx.Done():
+				img.Release()
+				return gctx.Err()
+			}
 		}
-		next = pkts[len(pkts)-1].ID.Next()
+		for pkts := range pages {
+			for _, p := range pkts {
+				if err := s.Feed(gctx, p, emit); err != nil {
+					return err
+				}
+			}
+		}
+		if err := gctx.Err(); err != nil {
+			return err // the fetch failed: do not flush a partial window
+		}
+		return s.Flush(emit)
+	})
+	stopped := false
+	for img := range imgs {
+		if stopped {
+			img.Release() // drained after the consumer stopped
+			continue
+		}
+		if !yield(img, nil) {
+			stopped = true
+			stop()
+		}
 	}
-	return s.Flush(emit)
+	err := g.Wait()
+	if stopped {
+		return errStop
+	}
+	return err
 }
 
 // windowStart returns where decoding of [lo, hi] starts: the keyframe at
