@@ -244,20 +244,26 @@ func (w *WindowReplay) Into(s flow.Sink) flow.Sink {
 		}
 		inner, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
-		var mu sync.Mutex
-		var timer *time.Timer
+		var (
+			mu       sync.Mutex
+			timer    *time.Timer
+			returned bool
+		)
 		stopWatch := context.AfterFunc(ctx, func() {
 			mu.Lock()
-			timer = time.AfterFunc(grace, cancel)
-			mu.Unlock()
+			defer mu.Unlock()
+			if !returned {
+				timer = time.AfterFunc(grace, cancel)
+			}
 		})
 		defer func() {
 			stopWatch()
 			mu.Lock()
+			defer mu.Unlock()
+			returned = true
 			if timer != nil {
 				timer.Stop()
 			}
-			mu.Unlock()
 		}()
 		ch := make(chan flow.Image)
 		g, gctx := errgroup.WithContext(inner)
