@@ -92,10 +92,8 @@ func run(f *excam.Flags, threshold float64, pre, post time.Duration, out string)
 	g.Sink("clips", replay.Into(clips), mot, flow.Edge{Buffer: 4, Policy: flow.Block})
 
 	fmt.Printf("watching %q for motion (threshold %.1f) for %s; clips go to %s\n", f.Camera, threshold, f.Duration, out)
-	if err := excam.IgnoreStop(g.Run(ctx)); err != nil {
-		return err
-	}
+	err = excam.IgnoreStop(g.Run(ctx))
 	fmt.Printf("examined %d frames: %d triggers, %d windows replayed (%d packets, %d skipped), clips written: %d\n",
 		motion.Frames(), motion.Triggers(), replay.Windows(), replay.Frames(), replay.Skipped(), len(clips.Files()))
-	return nil
+	return err
 }
