@@ -23,9 +23,9 @@ import (
 )
 
 // appendNumbered writes clip into c as camera cam, packet i stamped
-// t0+i*step and numbered i+1 as the ingest does, leaving out the packets
+// stamp(i) and numbered i+1 as the ingest does, leaving out the packets
 // drop selects (a gap in the numbering).
-func appendNumbered(t *testing.T, c cache.Cache, clip *testclip.Clip, cam string, step int64, drop func(i int) bool) {
+func appendNumbered(t *testing.T, c cache.Cache, clip *testclip.Clip, cam string, stamp func(i int) int64, drop func(i int) bool) {
 	t.Helper()
 	ctx := context.Background()
 	if err := c.SetCodec(ctx, cam, clip.CacheCodec()); err != nil {
@@ -39,7 +39,7 @@ func appendNumbered(t *testing.T, c cache.Cache, clip *testclip.Clip, cam string
 		if p.Key {
 			extra = clip.Extradata
 		}
-		if _, err := c.Append(ctx, cam, &cache.Packet{Timestamp: testclip.MS(t0, i, step), Keyframe: p.Key, Data: p.Data,
+		if _, err := c.Append(ctx, cam, &cache.Packet{Timestamp: stamp(i), Keyframe: p.Key, Data: p.Data,
 			PTS: p.PTS, DTS: p.DTS, TimeBase: clip.TimeBase, Width: clip.Width, Height: clip.Height, CodecName: clip.Codec,
 			Extradata: extra, Number: int64(i + 1)}); err != nil {
 			t.Fatal(err)
@@ -130,20 +130,31 @@ func TestWindowReplayPackets(t *testing.T) {
 // On a cache whose packets share milliseconds (a writer that was not
 // paced), a window holds every packet of its milliseconds, and the start
 // is the keyframe before the window's first packet, not the last keyframe
-// of its millisecond.
+// of its first millisecond.
 func TestWindowReplayPacketsBurst(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	clip := testclip.Load(t, "clip720.mp4")
 	mc := cache.NewMemory(cache.Retention{})
 	defer mc.Close()
-	ids := clip.Append(t, mc, "burst", t0, 0) // 100 packets in one millisecond
+	// Four packets a millisecond: packets 48..51 share t0+12 ms, and 50 is
+	// a keyframe.
+	appendNumbered(t, mc, clip, "burst", func(i int) int64 { return t0 + int64(i/4) }, nil)
 	cl := chrysalis.New(mc, chrysalis.Options{})
-	wr := &operator.WindowReplay{Client: cl, Camera: "burst", Packets: true}
-	got, err := runOp(t, wr, triggers(ms(0)))
+	at := func(ms int64) time.Time { return time.UnixMilli(t0 + ms).UTC() }
+	wr := &operator.WindowReplay{Client: cl, Camera: "burst", Post: 10 * time.Millisecond, Packets: true}
+	got, err := runOp(t, wr, triggers(at(12))) // [t0+12, t0+22]: packets 48..91, from keyframe 0
 	if err != nil {
 		t.Fatal(err)
 	}
-	samePackets(t, got, ids)
+	samePackets(t, got, cachedIDs(t, mc, "burst", cache.IDAt(at(0)), cache.ID{MS: uint64(t0 + 22), Seq: ^uint64(0)}))
+	if len(got) != 92 {
+		t.Fatalf("%d packets, want 92 (0..91)", len(got))
+	}
+	// The whole clip in one millisecond's window.
+	wr = &operator.WindowReplay{Client: cl, Camera: "burst", Post: 30 * time.Millisecond, Packets: true}
+	if got, err = runOp(t, wr, triggers(at(0))); err != nil || len(got) != len(clip.Packets) {
+		t.Fatalf("%d packets (%v), want %d", len(got), err, len(clip.Packets))
+	}
 }
 
 // After a gap in the packet numbering the replay skips to the next
@@ -154,7 +165,7 @@ func TestWindowReplayPacketsGap(t *testing.T) {
 	clip := testclip.Load(t, "clip720.mp4")
 	mc := cache.NewMemory(cache.Retention{})
 	defer mc.Close()
-	appendNumbered(t, mc, clip, "gap", step, func(i int) bool { return i >= 20 && i < 23 })
+	appendNumbered(t, mc, clip, "gap", func(i int) int64 { return testclip.MS(t0, i, step) }, func(i int) bool { return i >= 20 && i < 23 })
 	cl := chrysalis.New(mc, chrysalis.Options{})
 	var logs bytes.Buffer
 	wr := &operator.WindowReplay{Client: cl, Camera: "gap", Pre: 400 * time.Millisecond, Post: 2 * time.Second, Packets: true,
