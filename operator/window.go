@@ -20,6 +20,14 @@ import (
 // waits for the cache to reach the end of a window.
 const DefaultWindowMaxWait = 10 * time.Second
 
+// DefaultStopGrace bounds how long a sink made by WindowReplay.Into may take
+// to replay the last window and finalise after its context ends.
+const DefaultStopGrace = 10 * time.Second
+
+// replayPage is how many packets a packet-mode replay fetches per cache
+// round trip.
+const replayPage = 256
+
 // WindowReplay turns triggers into clips: for each image from in (a
 // trigger at t = img.Time, e.g. from Motion) it replays the camera's
 // frames over [t-Pre, t+Post] from the cache into out, then releases the
@@ -38,11 +46,36 @@ const DefaultWindowMaxWait = 10 * time.Second
 // one emitted are never emitted again (a late trigger for an already
 // replayed span only adds what comes after it). Triggers keep being read
 // while a window plays, so triggers never back up. When in is closed, the
-// pending windows are finished, then Run returns nil.
+// pending windows are finished, then Run returns nil. When ctx ends, Run
+// returns at once and the pending window is lost; Into keeps it.
 //
-// Window bounds have the cache's millisecond precision. With B-frames, a
-// frame displayed at t+Post may be stored in a later packet; the cache is
+// A window [start, end] holds every packet whose cache id's millisecond is
+// in it (many packets can share a millisecond). With B-frames, a frame
+// displayed at t+Post may be stored in a later packet; the cache is
 // considered to hold t+Post once its newest packet is at t+Post.
+//
+// # Packet mode
+//
+// With Packets set, the replay does not decode: for consumers that only
+// remux (sink.Clips, sink.VideoFile) it emits one image per cached packet,
+// in decode (cache) order, each carrying only its encoded packet:
+//
+//   - Packet is the cached packet (Data shared, read-only), ID its cache id,
+//     Time the id's millisecond, Keyframe and PTS the packet's;
+//   - Data is nil, Stride 0 and Format meaningless: there are no pixels.
+//     Width and Height are the packet's coded size when the cache records
+//     it, else 0. PictType is "I" for a keyframe, "?" otherwise;
+//   - Release is a no-op for the (absent) buffer, as for any poolless image.
+//
+// Do not connect a consumer that reads pixels (ChImage.Check reports
+// ErrBadImage for these images). Each window starts at the keyframe at or
+// before its first packet, so a remuxed clip keeps its whole pre-roll
+// (FromKeyframe is implied); a window that starts inside the GOP where the
+// previous one ended continues it instead, replaying the packets in between,
+// so the two make one continuous clip. After a gap in the ingest's packet
+// numbering (lost packets, an outage, a trim) the replay skips to the next
+// keyframe and counts what it skipped (Skipped); it never emits a packet
+// that cannot be decoded from the keyframe before it. Options is not used.
 type WindowReplay struct {
 	// Client reads the frame cache. Required.
 	Client *chrysalis.Client
@@ -52,20 +85,28 @@ type WindowReplay struct {
 	// Pre and Post extend the window before and after each trigger. Default
 	// 0 (a single frame).
 	Pre, Post time.Duration
-	// Options chooses format and size of the replayed images.
+	// Options chooses format and size of the replayed images (decoding
+	// mode only).
 	Options chrysalis.CameraOptions
 	// MaxWait bounds the wait for the cache to reach a window's end. 0
 	// means Post + DefaultWindowMaxWait.
 	MaxWait time.Duration
 	// FromKeyframe starts each window's replay at the keyframe at or before
-	// t-Pre instead of at t-Pre itself, so a clip remuxed from the frames
-	// (which can only begin on a keyframe) keeps its whole pre-roll.
-	// Default false: exactly the frames of [t-Pre, t+Post].
+	// its first frame instead of at t-Pre itself, so a clip remuxed from
+	// the frames (which can only begin on a keyframe) keeps its whole
+	// pre-roll. Default false: exactly the frames of [t-Pre, t+Post].
+	// Packet mode always starts at the keyframe.
 	FromKeyframe bool
+	// Packets selects packet mode (see the type's documentation): emit the
+	// encoded packets without decoding, for consumers that remux.
+	Packets bool
+	// StopGrace bounds, for a sink made by Into, how long the last window
+	// and the sink may take after ctx ends. 0 means DefaultStopGrace.
+	StopGrace time.Duration
 	// Logger defaults to Options.Logger, then slog.Default().
 	Logger *slog.Logger
 
-	triggers, windows, frames atomic.Int64
+	triggers, windows, frames, skipped atomic.Int64
 }
 
 var _ flow.Operator = (*WindowReplay)(nil)
@@ -82,8 +123,13 @@ func (w *WindowReplay) Triggers() int64 { return w.triggers.Load() }
 // Windows counts the distinct windows (merged triggers count once).
 func (w *WindowReplay) Windows() int64 { return w.windows.Load() }
 
-// Frames counts the frames sent.
+// Frames counts the frames (packet mode: packets) sent.
 func (w *WindowReplay) Frames() int64 { return w.frames.Load() }
+
+// Skipped counts, in packet mode, the packets not sent because they
+// followed a gap in the packet numbering (up to the next keyframe), or
+// because a window's keyframe had been trimmed.
+func (w *WindowReplay) Skipped() int64 { return w.skipped.Load() }
 
 func (w *WindowReplay) logger() *slog.Logger {
 	switch {
@@ -176,15 +222,92 @@ func (q *spanQueue) played(upto time.Time) {
 
 // Run implements flow.Operator.
 func (w *WindowReplay) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.Image) error {
+	return w.run(ctx, ctx, in, out, false)
+}
+
+// Into returns a sink that runs w and s as one node, w's output feeding s
+// directly, so that stopping keeps the last window: when ctx ends, the
+// trigger input is no longer read, a pending window is cut at the newest
+// frame the cache holds then (no wait for t+Post), replayed into s, and s
+// finishes with its input closed (a clip writer finalises its file). The
+// replay and s get StopGrace (DefaultStopGrace) for that; after it their
+// context ends too. The sink returns ctx.Err() when ctx ended, else the
+// first error of w or s.
+//
+//	replay := &operator.WindowReplay{Client: cl, Camera: "cam", Pre: 2 * time.Second, Post: 2 * time.Second, Packets: true}
+//	g.Sink("clips", replay.Into(sink.Clips(dir, sink.ClipOptions{})), motion, flow.Edge{Buffer: 4, Policy: flow.Block})
+func (w *WindowReplay) Into(s flow.Sink) flow.Sink {
+	return flow.SinkFunc(func(ctx context.Context, in <-chan flow.Image) error {
+		grace := w.StopGrace
+		if grace <= 0 {
+			grace = DefaultStopGrace
+		}
+		inner, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		var (
+			mu       sync.Mutex
+			timer    *time.Timer
+			returned bool
+		)
+		stopWatch := context.AfterFunc(ctx, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if !returned {
+				timer = time.AfterFunc(grace, cancel)
+			}
+		})
+		defer func() {
+			stopWatch()
+			mu.Lock()
+			defer mu.Unlock()
+			returned = true
+			if timer != nil {
+				timer.Stop()
+			}
+		}()
+		ch := make(chan flow.Image)
+		g, gctx := errgroup.WithContext(inner)
+		g.Go(func() error {
+			defer close(ch)
+			return w.run(ctx, gctx, in, ch, true)
+		})
+		g.Go(func() error {
+			err := s.Run(gctx, ch)
+			for img := range ch { // s returned early: never block the replay
+				img.Release()
+			}
+			return err
+		})
+		err := g.Wait()
+		if cerr := ctx.Err(); cerr != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			return errors.Join(err, cerr)
+		}
+		return err
+	})
+}
+
+// run reads triggers until in closes or stop ends, and replays windows
+// into out; send bounds the cache reads and sends. With graceful, the end
+// of stop cuts the pending windows at the newest cached frame and replays
+// them (Into); otherwise stop and send are one context and its end ends
+// the replay (Run).
+func (w *WindowReplay) run(stop, send context.Context, in <-chan flow.Image, out chan<- flow.Image, graceful bool) error {
 	if w.Client == nil || w.Camera == "" {
 		return errors.New("operator: WindowReplay needs a Client and a Camera")
 	}
 	q := &spanQueue{wake: make(chan struct{}, 1)}
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(send)
+	// stopCtx ends with stop, or when either goroutine fails.
+	stopCtx, cancel := context.WithCancel(stop)
+	defer cancel()
+	defer context.AfterFunc(gctx, cancel)()
 	g.Go(func() error {
 		defer q.close()
 		for {
-			img, ok, err := recv(ctx, in)
+			img, ok, err := recv(stopCtx, in)
+			if err != nil && graceful && stop.Err() != nil {
+				return nil // stopping: replay what is pending
+			}
 			if err != nil || !ok {
 				return err
 			}
@@ -196,45 +319,86 @@ func (w *WindowReplay) Run(ctx context.Context, in <-chan flow.Image, out chan<-
 			}
 		}
 	})
-	g.Go(func() error { return w.replay(ctx, q, out) })
+	g.Go(func() error { return w.replay(stopCtx, gctx, q, out, graceful) })
 	return g.Wait()
 }
 
+// cursor is what a replay has emitted so far.
+type cursor struct {
+	t       time.Time // decoding mode: the newest frame time emitted (or window end played)
+	id      cache.ID  // packet mode: the newest packet consumed
+	number  int64     // packet mode: its Number
+	needKey bool      // packet mode: a gap is being skipped
+}
+
 // replay plays the queue's windows until it is closed and empty.
-func (w *WindowReplay) replay(ctx context.Context, q *spanQueue, out chan<- flow.Image) error {
-	cam := w.Client.Camera(w.Camera, w.Options)
-	defer cam.Close()
-	var cursor time.Time // the newest frame time emitted (or window end played)
+func (w *WindowReplay) replay(stop, send context.Context, q *spanQueue, out chan<- flow.Image, graceful bool) error {
+	var cam *chrysalis.Camera
+	if !w.Packets {
+		cam = w.Client.Camera(w.Camera, w.Options)
+		defer cam.Close()
+	}
+	var cur cursor
+	cut := false // stopping: play what the cache has, without waiting
 	for {
 		s, ok, done := q.head()
 		if done {
 			return nil
 		}
 		if !ok {
+			stopped := stop.Done()
+			if cut {
+				stopped = nil
+			}
 			select {
 			case <-q.wake:
-				continue
-			case <-ctx.Done():
-				return ctx.Err()
+			case <-stopped:
+				if !graceful {
+					return stop.Err()
+				}
+				cut = true
+			case <-send.Done():
+				return send.Err()
+			}
+			continue
+		}
+		end := s.end
+		if !cut {
+			if err := w.waitFor(stop, end); err != nil {
+				if !graceful || stop.Err() == nil {
+					return err
+				}
+				cut = true
 			}
 		}
-		if err := w.waitFor(ctx, s.end); err != nil {
-			return err
+		if cut {
+			st, err := w.Client.Cache().Stats(send, w.Camera)
+			if err != nil && !errors.Is(err, cache.ErrEmpty) && !errors.Is(err, cache.ErrUnknownCamera) {
+				return err
+			}
+			if newest := st.Last.Time(); err == nil && newest.Before(end) {
+				w.logger().Info("window replay: stopping; the window is cut at the newest cached frame",
+					"camera", w.Camera, "end", end, "newest", newest)
+				end = newest
+			}
 		}
-		// The head may have grown while we waited: play what we waited
-		// for; the next pass plays the rest.
-		end := s.end
-		last, err := w.play(ctx, cam, s.start, end, cursor, out)
+		var err error
+		if w.Packets {
+			err = w.playPackets(send, &cur, s.start, end, out)
+		} else {
+			err = w.play(send, cam, &cur, s.start, end, out)
+		}
 		if err != nil {
 			return err
 		}
-		if last.After(cursor) {
-			cursor = last
+		if end.After(cur.t) {
+			cur.t = end
 		}
-		if end.After(cursor) {
-			cursor = end
+		if cut {
+			q.played(s.end) // nothing more will come for this window
+		} else {
+			q.played(cur.t)
 		}
-		q.played(cursor)
 	}
 }
 
@@ -252,6 +416,9 @@ func (w *WindowReplay) waitFor(ctx context.Context, end time.Time) error {
 		st, err := c.Stats(ctx, w.Camera)
 		missing := errors.Is(err, cache.ErrEmpty) || errors.Is(err, cache.ErrUnknownCamera)
 		if err != nil && !missing {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
 			return err
 		}
 		if err == nil && st.Last.MS >= endMS {
@@ -274,10 +441,31 @@ func (w *WindowReplay) waitFor(ctx context.Context, end time.Time) error {
 	}
 }
 
-// play replays [start, end] minus what is at or before cursor, and
-// returns the time of the last frame sent.
-func (w *WindowReplay) play(ctx context.Context, cam *chrysalis.Camera, start, end, cursor time.Time, out chan<- flow.Image) (time.Time, error) {
-	last := cursor
+// windowIDs are the cache ids bounding [start, end]: every packet whose
+// millisecond is in it.
+func windowIDs(start, end time.Time) (lo, hi cache.ID) {
+	return cache.IDAt(start), cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)}
+}
+
+// firstPacket returns the oldest cached packet in [lo, hi]; ok is false
+// when there is none.
+func (w *WindowReplay) firstPacket(ctx context.Context, lo, hi cache.ID) (cache.Packet, bool, error) {
+	pkts, err := w.Client.Cache().Range(ctx, w.Camera, lo, hi, 1)
+	switch {
+	case errors.Is(err, cache.ErrEmpty) || errors.Is(err, cache.ErrUnknownCamera):
+		return cache.Packet{}, false, nil
+	case err != nil:
+		return cache.Packet{}, false, err
+	case len(pkts) == 0:
+		return cache.Packet{}, false, nil
+	}
+	return pkts[0], true, nil
+}
+
+// play replays [start, end] minus what is at or before cur.t, decoding
+// (decoding mode), and advances cur.t to the last frame sent.
+func (w *WindowReplay) play(ctx context.Context, cam *chrysalis.Camera, cur *cursor, start, end time.Time, out chan<- flow.Image) error {
+	cursor := cur.t
 	for attempt := 0; ; attempt++ {
 		from := start
 		if !cursor.IsZero() && !from.After(cursor) {
@@ -286,48 +474,141 @@ func (w *WindowReplay) play(ctx context.Context, cam *chrysalis.Camera, start, e
 		st, err := w.Client.Cache().Stats(ctx, w.Camera)
 		if err != nil {
 			if errors.Is(err, cache.ErrEmpty) || errors.Is(err, cache.ErrUnknownCamera) {
-				return last, nil // nothing to replay
+				return nil // nothing to replay
 			}
-			return last, err
+			return err
 		}
 		if w.FromKeyframe && (cursor.IsZero() || from.After(cursor.Add(time.Millisecond))) {
-			// Not continuing the previous window: back up to its keyframe.
-			kf, err := w.Client.Cache().KeyframeAtOrBefore(ctx, w.Camera, cache.ID{MS: uint64(from.UnixMilli()), Seq: ^uint64(0)})
-			if err == nil && (cursor.IsZero() || kf.ID.Time().After(cursor)) {
-				from = kf.ID.Time()
+			// Not continuing the previous window: back up to the keyframe
+			// at or before its first packet, or, when that keyframe is at or
+			// before the previous window's end, continue that window.
+			lo, hi := windowIDs(from, end)
+			first, ok, err := w.firstPacket(ctx, lo, hi)
+			if err != nil {
+				return err
+			}
+			if ok {
+				kf, err := w.Client.Cache().KeyframeAtOrBefore(ctx, w.Camera, first.ID)
+				switch {
+				case err == nil && (cursor.IsZero() || kf.ID.Time().After(cursor)):
+					from = kf.ID.Time()
+				case err == nil:
+					from = cursor.Add(time.Millisecond)
+				case !errors.Is(err, cache.ErrNotFound):
+					return err
+				}
 			}
 		}
 		if first := st.First.Time(); from.Before(first) {
 			from = first
 		}
 		if from.After(end) {
-			return last, nil
+			return nil
 		}
 		retry := false
 		for img, err := range cam.Past(ctx, from, end) {
 			if err != nil {
 				if cerr := ctx.Err(); cerr != nil {
-					return last, cerr
+					return cerr
 				}
 				// The cache trimmed the start between Stats and Past.
 				if errors.Is(err, chrysalis.ErrTrimmed) && attempt < 3 {
 					retry = true
 					break
 				}
-				return last, fmt.Errorf("operator: window replay of %q: %w", w.Camera, err)
+				return fmt.Errorf("operator: window replay of %q: %w", w.Camera, err)
 			}
-			if !cursor.IsZero() && !img.Time.After(last) {
+			if !cursor.IsZero() && !img.Time.After(cur.t) {
 				img.Release()
 				continue
 			}
 			if err := flow.Send(ctx, out, img); err != nil {
-				return last, err
+				return err
 			}
 			w.frames.Add(1)
-			last = img.Time
+			cur.t = img.Time
 		}
 		if !retry {
-			return last, nil
+			return nil
 		}
 	}
+}
+
+// playPackets replays the packets of [start, end] after cur.id without
+// decoding (packet mode) and advances cur.
+func (w *WindowReplay) playPackets(ctx context.Context, cur *cursor, start, end time.Time, out chan<- flow.Image) error {
+	c := w.Client.Cache()
+	lo, hi := windowIDs(start, end)
+	if !cur.id.IsZero() && lo.Compare(cur.id) <= 0 {
+		lo = cur.id.Next()
+	}
+	if lo.Compare(hi) > 0 {
+		return nil
+	}
+	first, ok, err := w.firstPacket(ctx, lo, hi)
+	if err != nil || !ok {
+		return err
+	}
+	// Start at the keyframe at or before the window's first packet, or
+	// continue the previous window when that keyframe was already played
+	// (the window starts inside the GOP where the previous one ended).
+	from, needKey, prev := first.ID, true, int64(0)
+	kf, err := c.KeyframeAtOrBefore(ctx, w.Camera, first.ID)
+	switch {
+	case err == nil && !cur.id.IsZero() && kf.ID.Compare(cur.id) <= 0:
+		from, needKey, prev = cur.id.Next(), cur.needKey, cur.number
+	case err == nil:
+		from = kf.ID
+	case errors.Is(err, cache.ErrNotFound):
+		// The keyframe was trimmed: start at the first one in the window.
+	default:
+		return err
+	}
+	for {
+		pkts, err := c.Range(ctx, w.Camera, from, hi, replayPage)
+		if err != nil {
+			if errors.Is(err, cache.ErrEmpty) || errors.Is(err, cache.ErrUnknownCamera) {
+				return nil
+			}
+			return fmt.Errorf("operator: window replay of %q: %w", w.Camera, err)
+		}
+		for _, p := range pkts {
+			if p.Number > 0 && prev > 0 && p.Number != prev+1 {
+				w.logger().Warn("window replay: gap in packet numbers; skipping to the next keyframe",
+					"camera", w.Camera, "after", prev, "got", p.Number, "at", p.ID.String())
+				needKey = true
+			}
+			if p.Number > 0 {
+				prev = p.Number
+			}
+			cur.id, cur.number = p.ID, p.Number
+			if needKey && !p.Keyframe {
+				w.skipped.Add(1)
+				cur.needKey = true
+				continue
+			}
+			needKey, cur.needKey = false, false
+			if err := flow.Send(ctx, out, packetImage(w.Camera, p)); err != nil {
+				return err
+			}
+			w.frames.Add(1)
+			if t := p.ID.Time(); t.After(cur.t) {
+				cur.t = t
+			}
+		}
+		if len(pkts) < replayPage {
+			return nil
+		}
+		from = pkts[len(pkts)-1].ID.Next()
+	}
+}
+
+// packetImage is the packet-mode image of p: the packet, no pixels.
+func packetImage(camera string, p cache.Packet) flow.Image {
+	pict := "?"
+	if p.Keyframe {
+		pict = "I"
+	}
+	return &chrysalis.ChImage{Camera: camera, Time: p.ID.Time(), ID: p.ID, Width: p.Width, Height: p.Height,
+		Keyframe: p.Keyframe, PictType: pict, PTS: p.PTS, Packet: p}
 }
