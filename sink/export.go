@@ -36,16 +36,24 @@ func ExportMP4(ctx context.Context, c cache.Cache, camera string, start, end cac
 	if log == nil {
 		log = slog.Default()
 	}
-	from := cache.ID{MS: start.MS}
-	kf, err := c.KeyframeAtOrBefore(ctx, camera, cache.ID{MS: start.MS, Seq: ^uint64(0)})
-	switch {
-	case err == nil:
-		from = kf.ID
-	case errors.Is(err, cache.ErrNotFound):
-		// No keyframe before the window: the writer skips to the first one
-		// inside it.
-	default:
+	// The keyframe at or before the window's first packet (sequence-aware:
+	// many packets may share start's millisecond).
+	from := start
+	first, err := c.Range(ctx, camera, start, end, 1)
+	if err != nil {
 		return st, err
+	}
+	if len(first) == 1 {
+		kf, err := c.KeyframeAtOrBefore(ctx, camera, first[0].ID)
+		switch {
+		case err == nil:
+			from = kf.ID
+		case errors.Is(err, cache.ErrNotFound):
+			// No keyframe before the window: the writer skips to the first
+			// one inside it.
+		default:
+			return st, err
+		}
 	}
 	codec, err := c.Codec(ctx, camera)
 	if err != nil && !errors.Is(err, cache.ErrNotFound) && !errors.Is(err, cache.ErrUnknownCamera) {
