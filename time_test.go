@@ -3,6 +3,7 @@ package chrysalis_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/internal/pb"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
+	"github.com/chryscloud/chrysalis-go/sink"
 )
 
 // burstLoops repeats the B-frame clip into a 500-packet camera.
@@ -208,6 +210,17 @@ func TestBurstCache(t *testing.T) {
 				if db := testclip.PSNR(img.Data, ref[pkts[want.Number].display]); db < 40 {
 					t.Fatalf("screenshot at %s: %.1f dB", kf.ID, db)
 				}
+			}
+
+			// The MP4 export of the same window holds every packet.
+			path := filepath.Join(t.TempDir(), "burst.mp4")
+			est, err := sink.ExportMP4(ctx, cl.Cache(), "burst", cache.IDAt(p.Start()), cache.ID{MS: uint64(p.EndMS), Seq: ^uint64(0)},
+				path, sink.VideoOptions{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info := testclip.Probe(t, path); est.Frames != int64(len(pkts)) || info.Frames != len(pkts) {
+				t.Fatalf("export: %d packets written, ffprobe counts %d frames; want %d", est.Frames, info.Frames, len(pkts))
 			}
 
 			kcam := cl.Camera("burst", chrysalis.CameraOptions{KeyframesOnly: true})
