@@ -458,18 +458,14 @@ func (c *Camera) pastPipeline(ctx context.Context, s *decode.Session, from, lo, 
 // When the cache holds no keyframe before it (the head of a trimmed GOP),
 // decoding starts at the first packet and skips to the first keyframe.
 func (c *Camera) windowStart(ctx context.Context, lo, hi cache.ID) (*cache.ID, error) {
-	first, err := c.cl.cache.Range(ctx, c.id, lo, hi, 1)
-	if err != nil || len(first) == 0 {
+	ws, ok, err := c.WindowStartIDs(ctx, lo, hi)
+	if err != nil || !ok {
 		return nil, err
 	}
-	kf, err := c.cl.cache.KeyframeAtOrBefore(ctx, c.id, first[0].ID)
-	switch {
-	case err == nil:
-		return &kf.ID, nil
-	case errors.Is(err, cache.ErrNotFound):
-		return &first[0].ID, nil
+	if ws.HasKeyframe {
+		return &ws.Keyframe.ID, nil
 	}
-	return nil, err
+	return &ws.First.ID, nil
 }
 
 // pastKeyframes is Past with KeyframesOnly: one image per keyframe packet

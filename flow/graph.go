@@ -249,7 +249,14 @@ func (g *Graph) Run(ctx context.Context) error {
 		in := inputs[n]
 		eg.Go(func() error {
 			err := runNode(gctx, n, in, raw)
-			if err != nil && !(gctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))) {
+			switch {
+			case err == nil:
+			case stopping(gctx):
+				// The graph is stopping: a node's error now is how it
+				// noticed (a cancelled read, or an I/O deadline taken from
+				// ctx that fired a moment before ctx itself), not a failure.
+				g.log.Debug("flow: node stopped", "node", n.name, "err", err)
+			default:
 				fail(n, err)
 			}
 			if n.kind == kindSink && sinksLeft.Add(-1) == 0 {
@@ -269,6 +276,16 @@ func (g *Graph) Run(ctx context.Context) error {
 		return ne
 	}
 	return nil
+}
+
+// stopping reports whether ctx has ended, or its deadline has passed (a
+// deadline-derived I/O timeout can fire before ctx.Done closes).
+func stopping(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // runNode runs one node, turning a panic into an error.

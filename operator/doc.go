@@ -16,20 +16,3 @@
 // DropStale is the exception by design: age is wall-clock now minus the
 // frame's time.
 package operator
-
-import (
-	"context"
-
-	"github.com/chryscloud/chrysalis-go/flow"
-)
-
-// recv waits for the next image of in. ok is false when in is closed;
-// err is ctx.Err() when ctx ended first.
-func recv(ctx context.Context, in <-chan flow.Image) (img flow.Image, ok bool, err error) {
-	select {
-	case img, ok = <-in:
-		return img, ok, nil
-	case <-ctx.Done():
-		return nil, false, ctx.Err()
-	}
-}

@@ -98,7 +98,7 @@ func (d *DropStale) Run(ctx context.Context, in <-chan flow.Image, out chan<- fl
 				return nil
 			}
 			expireC = nil
-			img, ok, err := recv(ctx, inC)
+			img, ok, err := flow.Recv(ctx, inC)
 			if err != nil {
 				return err
 			}

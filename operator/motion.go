@@ -84,7 +84,7 @@ func (m *Motion) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.
 	}
 	cams := map[string]*motionState{}
 	for {
-		img, ok, err := recv(ctx, in)
+		img, ok, err := flow.Recv(ctx, in)
 		if err != nil || !ok {
 			return err
 		}

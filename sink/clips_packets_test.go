@@ -16,7 +16,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/sink"
 )
 
-// packetImages makes packet-only images (operator.WindowReplay's packet
+// packetImages makes packet-only images (replay.Window's packet
 // mode) of pkts, numbered from their index + 1 as the ingest numbers them.
 func packetImages(cam string, pkts []cache.Packet, idx ...[2]int) []flow.Image {
 	var out []flow.Image

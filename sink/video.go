@@ -20,7 +20,7 @@ import (
 // packets of decoded images back in decode order: decoded images arrive in
 // display order, which differs with B-frames. 16 covers the deepest
 // H.264/HEVC reorder (max_num_reorder_frames). Packet-only images
-// (operator.WindowReplay's packet mode) come in decode order and skip it.
+// (replay.Window's packet mode) come in decode order and skip it.
 const reorderDepth = 16
 
 // pktHeap orders packets by cache id (decode order).
@@ -94,7 +94,7 @@ func (m *imageMuxer) add(img flow.Image) error {
 	}
 	heap.Push(&m.q, img.Packet)
 	if img.Data == nil {
-		// A packet-only image (operator.WindowReplay's packet mode) comes
+		// A packet-only image (replay.Window's packet mode) comes
 		// in decode order: nothing to wait for.
 		return m.drain()
 	}
@@ -276,7 +276,7 @@ var _ flow.Sink = (*ClipWriter)(nil)
 
 // Clips returns a sink for record-on-motion: it writes one MP4 per event
 // under dir. Feed it the frames around events, best from
-// operator.WindowReplay in packet mode (no decoding; see its Into, which
+// replay.Window in packet mode (no decoding; see its Into, which
 // also keeps the last window on shutdown).
 //
 // The mode (see VideoMode) is chosen from the first image and holds for

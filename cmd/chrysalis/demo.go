@@ -26,6 +26,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/ingest"
 	"github.com/chryscloud/chrysalis-go/internal/democlip"
 	"github.com/chryscloud/chrysalis-go/operator"
+	"github.com/chryscloud/chrysalis-go/replay"
 	"github.com/chryscloud/chrysalis-go/sink"
 	"github.com/chryscloud/chrysalis-go/source"
 	"github.com/chryscloud/chrysalis-go/watch"
@@ -175,9 +176,9 @@ func runDemo(ctx context.Context, stdout io.Writer, dc demoConfig) error {
 	// decoding them, each clip from the keyframe at or before its window.
 	// Into runs replay and clip writer as one node, so stopping cuts a
 	// pending window at the newest cached frame and still writes it.
-	replay := &operator.WindowReplay{Client: cl, Camera: dc.camera, Pre: 2 * time.Second, Post: 2 * time.Second,
+	rep := &replay.Window{Client: cl, Camera: dc.camera, Pre: 2 * time.Second, Post: 2 * time.Second,
 		Packets: true, Logger: log}
-	g.Sink("clips", replay.Into(clips), mot, flow.Edge{Buffer: 4, Policy: flow.Block})
+	g.Sink("clips", rep.Into(clips), mot, flow.Edge{Buffer: 4, Policy: flow.Block})
 	g.Sink("preview", preview.Sink(dc.camera), thr, flow.Edge{Buffer: 1, Policy: flow.DropOldest})
 
 	runCtx, stop := context.WithCancel(ctx)

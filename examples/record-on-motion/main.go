@@ -37,6 +37,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/examples/internal/excam"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/operator"
+	"github.com/chryscloud/chrysalis-go/replay"
 	"github.com/chryscloud/chrysalis-go/sink"
 	"github.com/chryscloud/chrysalis-go/source"
 )
@@ -73,7 +74,7 @@ func run(f *excam.Flags, threshold float64, pre, post time.Duration, out string)
 	// from the cache without decoding them (overlapping windows merge), and
 	// remux each event into its own MP4. Into runs the replay and the clip
 	// writer as one sink, so stopping keeps the last window.
-	replay := &operator.WindowReplay{Client: cl, Camera: f.Camera, Pre: pre, Post: post, Packets: true}
+	rep := &replay.Window{Client: cl, Camera: f.Camera, Pre: pre, Post: post, Packets: true}
 	var clips *sink.ClipWriter
 	clips = sink.Clips(out, sink.ClipOptions{
 		OnClip: func(path string) {
@@ -89,11 +90,11 @@ func run(f *excam.Flags, threshold float64, pre, post time.Duration, out string)
 	mot := g.Op("motion", motion, thr)
 	// Triggers are rare and each one matters: block rather than drop. The
 	// replay reads the cache, it never holds the camera back.
-	g.Sink("clips", replay.Into(clips), mot, flow.Edge{Buffer: 4, Policy: flow.Block})
+	g.Sink("clips", rep.Into(clips), mot, flow.Edge{Buffer: 4, Policy: flow.Block})
 
 	fmt.Printf("watching %q for motion (threshold %.1f) for %s; clips go to %s\n", f.Camera, threshold, f.Duration, out)
-	err = excam.IgnoreStop(g.Run(ctx))
+	err = g.Run(ctx) // nil at -duration or Ctrl-C
 	fmt.Printf("examined %d frames: %d triggers, %d windows replayed (%d packets, %d skipped), clips written: %d\n",
-		motion.Frames(), motion.Triggers(), replay.Windows(), replay.Frames(), replay.Skipped(), len(clips.Files()))
+		motion.Frames(), motion.Triggers(), rep.Windows(), rep.Frames(), rep.Skipped(), len(clips.Files()))
 	return err
 }

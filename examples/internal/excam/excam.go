@@ -147,11 +147,3 @@ func WaitForHistory(ctx context.Context, cam *chrysalis.Camera, d time.Duration)
 	}
 }
 
-// IgnoreStop returns nil for the errors of a run that ended because
-// -duration elapsed or Ctrl-C was pressed, and err otherwise.
-func IgnoreStop(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
-}

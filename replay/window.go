@@ -1,4 +1,11 @@
-package operator
+// Package replay turns triggers into clips: Window replays a camera's
+// cached frames (decoded) or packets (for remuxing, no decoding) over
+// [t-Pre, t+Post] for each trigger image at t, merging overlapping
+// windows. It reads the cache only through chrysalis.Camera (Span,
+// WaitUntil, WindowStart, Past, Packets), so it works on every cache and
+// layout the client reads. It is kept apart from package operator so that
+// the pure-Go operators build without cgo.
+package replay
 
 import (
 	"context"
@@ -16,19 +23,15 @@ import (
 	"github.com/chryscloud/chrysalis-go/flow"
 )
 
-// DefaultWindowMaxWait is added to Post to bound how long WindowReplay
+// DefaultMaxWait is added to Post to bound how long Window
 // waits for the cache to reach the end of a window.
-const DefaultWindowMaxWait = 10 * time.Second
+const DefaultMaxWait = 10 * time.Second
 
-// DefaultStopGrace bounds how long a sink made by WindowReplay.Into may take
+// DefaultStopGrace bounds how long a sink made by Window.Into may take
 // to replay the last window and finalise after its context ends.
 const DefaultStopGrace = 10 * time.Second
 
-// replayPage is how many packets a packet-mode replay fetches per cache
-// round trip.
-const replayPage = 256
-
-// WindowReplay turns triggers into clips: for each image from in (a
+// Window turns triggers into clips: for each image from in (a
 // trigger at t = img.Time, e.g. from Motion) it replays the camera's
 // frames over [t-Pre, t+Post] from the cache into out, then releases the
 // trigger image.
@@ -76,7 +79,7 @@ const replayPage = 256
 // numbering (lost packets, an outage, a trim) the replay skips to the next
 // keyframe and counts what it skipped (Skipped); it never emits a packet
 // that cannot be decoded from the keyframe before it. Options is not used.
-type WindowReplay struct {
+type Window struct {
 	// Client reads the frame cache. Required.
 	Client *chrysalis.Client
 	// Camera is the camera replayed (not necessarily the triggers' camera).
@@ -89,7 +92,7 @@ type WindowReplay struct {
 	// mode only).
 	Options chrysalis.CameraOptions
 	// MaxWait bounds the wait for the cache to reach a window's end. 0
-	// means Post + DefaultWindowMaxWait.
+	// means Post + DefaultMaxWait.
 	MaxWait time.Duration
 	// FromKeyframe starts each window's replay at the keyframe at or before
 	// its first frame instead of at t-Pre itself, so a clip remuxed from
@@ -109,29 +112,23 @@ type WindowReplay struct {
 	triggers, windows, frames, skipped atomic.Int64
 }
 
-var _ flow.Operator = (*WindowReplay)(nil)
-
-// NewWindowReplay returns a WindowReplay of camera over [t-pre, t+post]
-// for each trigger at t.
-func NewWindowReplay(cl *chrysalis.Client, camera string, pre, post time.Duration, o chrysalis.CameraOptions) *WindowReplay {
-	return &WindowReplay{Client: cl, Camera: camera, Pre: pre, Post: post, Options: o}
-}
+var _ flow.Operator = (*Window)(nil)
 
 // Triggers counts the triggers received.
-func (w *WindowReplay) Triggers() int64 { return w.triggers.Load() }
+func (w *Window) Triggers() int64 { return w.triggers.Load() }
 
 // Windows counts the distinct windows (merged triggers count once).
-func (w *WindowReplay) Windows() int64 { return w.windows.Load() }
+func (w *Window) Windows() int64 { return w.windows.Load() }
 
 // Frames counts the frames (packet mode: packets) sent.
-func (w *WindowReplay) Frames() int64 { return w.frames.Load() }
+func (w *Window) Frames() int64 { return w.frames.Load() }
 
 // Skipped counts, in packet mode, the packets not sent because they
 // followed a gap in the packet numbering (up to the next keyframe), or
 // because a window's keyframe had been trimmed.
-func (w *WindowReplay) Skipped() int64 { return w.skipped.Load() }
+func (w *Window) Skipped() int64 { return w.skipped.Load() }
 
-func (w *WindowReplay) logger() *slog.Logger {
+func (w *Window) logger() *slog.Logger {
 	switch {
 	case w.Logger != nil:
 		return w.Logger
@@ -221,7 +218,7 @@ func (q *spanQueue) played(upto time.Time) {
 }
 
 // Run implements flow.Operator.
-func (w *WindowReplay) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.Image) error {
+func (w *Window) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.Image) error {
 	return w.run(ctx, ctx, in, out, false)
 }
 
@@ -234,9 +231,9 @@ func (w *WindowReplay) Run(ctx context.Context, in <-chan flow.Image, out chan<-
 // context ends too. The sink returns ctx.Err() when ctx ended, else the
 // first error of w or s.
 //
-//	replay := &operator.WindowReplay{Client: cl, Camera: "cam", Pre: 2 * time.Second, Post: 2 * time.Second, Packets: true}
+//	replay := &replay.Window{Client: cl, Camera: "cam", Pre: 2 * time.Second, Post: 2 * time.Second, Packets: true}
 //	g.Sink("clips", replay.Into(sink.Clips(dir, sink.ClipOptions{})), motion, flow.Edge{Buffer: 4, Policy: flow.Block})
-func (w *WindowReplay) Into(s flow.Sink) flow.Sink {
+func (w *Window) Into(s flow.Sink) flow.Sink {
 	return flow.SinkFunc(func(ctx context.Context, in <-chan flow.Image) error {
 		grace := w.StopGrace
 		if grace <= 0 {
@@ -291,9 +288,9 @@ func (w *WindowReplay) Into(s flow.Sink) flow.Sink {
 // of stop cuts the pending windows at the newest cached frame and replays
 // them (Into); otherwise stop and send are one context and its end ends
 // the replay (Run).
-func (w *WindowReplay) run(stop, send context.Context, in <-chan flow.Image, out chan<- flow.Image, graceful bool) error {
+func (w *Window) run(stop, send context.Context, in <-chan flow.Image, out chan<- flow.Image, graceful bool) error {
 	if w.Client == nil || w.Camera == "" {
-		return errors.New("operator: WindowReplay needs a Client and a Camera")
+		return errors.New("replay: Window needs a Client and a Camera")
 	}
 	q := &spanQueue{wake: make(chan struct{}, 1)}
 	g, gctx := errgroup.WithContext(send)
@@ -304,7 +301,7 @@ func (w *WindowReplay) run(stop, send context.Context, in <-chan flow.Image, out
 	g.Go(func() error {
 		defer q.close()
 		for {
-			img, ok, err := recv(stopCtx, in)
+			img, ok, err := flow.Recv(stopCtx, in)
 			if err != nil && graceful && stop.Err() != nil {
 				return nil // stopping: replay what is pending
 			}
@@ -332,12 +329,9 @@ type cursor struct {
 }
 
 // replay plays the queue's windows until it is closed and empty.
-func (w *WindowReplay) replay(stop, send context.Context, q *spanQueue, out chan<- flow.Image, graceful bool) error {
-	var cam *chrysalis.Camera
-	if !w.Packets {
-		cam = w.Client.Camera(w.Camera, w.Options)
-		defer cam.Close()
-	}
+func (w *Window) replay(stop, send context.Context, q *spanQueue, out chan<- flow.Image, graceful bool) error {
+	cam := w.Client.Camera(w.Camera, w.Options)
+	defer cam.Close()
 	var cur cursor
 	cut := false // stopping: play what the cache has, without waiting
 	for {
@@ -364,7 +358,7 @@ func (w *WindowReplay) replay(stop, send context.Context, q *spanQueue, out chan
 		}
 		end := s.end
 		if !cut {
-			if err := w.waitFor(stop, end); err != nil {
+			if err := w.waitFor(stop, cam, end); err != nil {
 				if !graceful || stop.Err() == nil {
 					return err
 				}
@@ -372,11 +366,11 @@ func (w *WindowReplay) replay(stop, send context.Context, q *spanQueue, out chan
 			}
 		}
 		if cut {
-			st, err := w.Client.Cache().Stats(send, w.Camera)
+			_, last, err := cam.Span(send)
 			if err != nil && !errors.Is(err, cache.ErrEmpty) && !errors.Is(err, cache.ErrUnknownCamera) {
 				return err
 			}
-			if newest := st.Last.Time(); err == nil && newest.Before(end) {
+			if newest := last.Time(); err == nil && newest.Before(end) {
 				w.logger().Info("window replay: stopping; the window is cut at the newest cached frame",
 					"camera", w.Camera, "end", end, "newest", newest)
 				end = newest
@@ -384,7 +378,7 @@ func (w *WindowReplay) replay(stop, send context.Context, q *spanQueue, out chan
 		}
 		var err error
 		if w.Packets {
-			err = w.playPackets(send, &cur, s.start, end, out)
+			err = w.playPackets(send, cam, &cur, s.start, end, out)
 		} else {
 			err = w.play(send, cam, &cur, s.start, end, out)
 		}
@@ -404,41 +398,19 @@ func (w *WindowReplay) replay(stop, send context.Context, q *spanQueue, out chan
 
 // waitFor blocks until the cache's newest entry is at or after end, or
 // MaxWait passed.
-func (w *WindowReplay) waitFor(ctx context.Context, end time.Time) error {
+func (w *Window) waitFor(ctx context.Context, cam *chrysalis.Camera, end time.Time) error {
 	maxWait := w.MaxWait
 	if maxWait <= 0 {
-		maxWait = w.Post + DefaultWindowMaxWait
+		maxWait = w.Post + DefaultMaxWait
 	}
-	deadline := time.Now().Add(maxWait)
-	endMS := uint64(end.UnixMilli())
-	c := w.Client.Cache()
-	for {
-		st, err := c.Stats(ctx, w.Camera)
-		missing := errors.Is(err, cache.ErrEmpty) || errors.Is(err, cache.ErrUnknownCamera)
-		if err != nil && !missing {
-			if cerr := ctx.Err(); cerr != nil {
-				return cerr
-			}
-			return err
-		}
-		if err == nil && st.Last.MS >= endMS {
-			return nil
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			w.logger().Warn("cache did not reach the window end in time; replaying what it has",
-				"camera", w.Camera, "end", end, "newest", st.Last.Time(), "waited", maxWait)
-			return nil
-		}
-		// A blocking read also waits for a camera that is missing or empty
-		// (st.Last is then zero), as XREAD BLOCK does: no polling.
-		if _, err := c.ReadAfter(ctx, w.Camera, st.Last, 1, min(left, time.Second)); err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return cerr
-			}
-			return err
-		}
+	ok, err := cam.WaitUntil(ctx, end, maxWait)
+	if err != nil || ok {
+		return err
 	}
+	_, last, _ := cam.Span(ctx)
+	w.logger().Warn("cache did not reach the window end in time; replaying what it has",
+		"camera", w.Camera, "end", end, "newest", last.Time(), "waited", maxWait)
+	return nil
 }
 
 // windowIDs are the cache ids bounding [start, end]: every packet whose
@@ -447,31 +419,16 @@ func windowIDs(start, end time.Time) (lo, hi cache.ID) {
 	return cache.IDAt(start), cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)}
 }
 
-// firstPacket returns the oldest cached packet in [lo, hi]; ok is false
-// when there is none.
-func (w *WindowReplay) firstPacket(ctx context.Context, lo, hi cache.ID) (cache.Packet, bool, error) {
-	pkts, err := w.Client.Cache().Range(ctx, w.Camera, lo, hi, 1)
-	switch {
-	case errors.Is(err, cache.ErrEmpty) || errors.Is(err, cache.ErrUnknownCamera):
-		return cache.Packet{}, false, nil
-	case err != nil:
-		return cache.Packet{}, false, err
-	case len(pkts) == 0:
-		return cache.Packet{}, false, nil
-	}
-	return pkts[0], true, nil
-}
-
 // play replays [start, end] minus what is at or before cur.t, decoding
 // (decoding mode), and advances cur.t to the last frame sent.
-func (w *WindowReplay) play(ctx context.Context, cam *chrysalis.Camera, cur *cursor, start, end time.Time, out chan<- flow.Image) error {
+func (w *Window) play(ctx context.Context, cam *chrysalis.Camera, cur *cursor, start, end time.Time, out chan<- flow.Image) error {
 	cursor := cur.t
 	for attempt := 0; ; attempt++ {
 		from := start
 		if !cursor.IsZero() && !from.After(cursor) {
 			from = cursor.Add(time.Millisecond)
 		}
-		st, err := w.Client.Cache().Stats(ctx, w.Camera)
+		oldest, _, err := cam.Span(ctx)
 		if err != nil {
 			if errors.Is(err, cache.ErrEmpty) || errors.Is(err, cache.ErrUnknownCamera) {
 				return nil // nothing to replay
@@ -482,24 +439,19 @@ func (w *WindowReplay) play(ctx context.Context, cam *chrysalis.Camera, cur *cur
 			// Not continuing the previous window: back up to the keyframe
 			// at or before its first packet, or, when that keyframe is at or
 			// before the previous window's end, continue that window.
-			lo, hi := windowIDs(from, end)
-			first, ok, err := w.firstPacket(ctx, lo, hi)
+			ws, ok, err := cam.WindowStart(ctx, from, end)
 			if err != nil {
 				return err
 			}
-			if ok {
-				kf, err := w.Client.Cache().KeyframeAtOrBefore(ctx, w.Camera, first.ID)
-				switch {
-				case err == nil && (cursor.IsZero() || kf.ID.Time().After(cursor)):
-					from = kf.ID.Time()
-				case err == nil:
+			if ok && ws.HasKeyframe {
+				if kt := ws.Keyframe.ID.Time(); cursor.IsZero() || kt.After(cursor) {
+					from = kt
+				} else {
 					from = cursor.Add(time.Millisecond)
-				case !errors.Is(err, cache.ErrNotFound):
-					return err
 				}
 			}
 		}
-		if first := st.First.Time(); from.Before(first) {
+		if first := oldest.Time(); from.Before(first) {
 			from = first
 		}
 		if from.After(end) {
@@ -516,7 +468,7 @@ func (w *WindowReplay) play(ctx context.Context, cam *chrysalis.Camera, cur *cur
 					retry = true
 					break
 				}
-				return fmt.Errorf("operator: window replay of %q: %w", w.Camera, err)
+				return fmt.Errorf("replay: window replay of %q: %w", w.Camera, err)
 			}
 			if !cursor.IsZero() && !img.Time.After(cur.t) {
 				img.Release()
@@ -536,8 +488,7 @@ func (w *WindowReplay) play(ctx context.Context, cam *chrysalis.Camera, cur *cur
 
 // playPackets replays the packets of [start, end] after cur.id without
 // decoding (packet mode) and advances cur.
-func (w *WindowReplay) playPackets(ctx context.Context, cur *cursor, start, end time.Time, out chan<- flow.Image) error {
-	c := w.Client.Cache()
+func (w *Window) playPackets(ctx context.Context, cam *chrysalis.Camera, cur *cursor, start, end time.Time, out chan<- flow.Image) error {
 	lo, hi := windowIDs(start, end)
 	if !cur.id.IsZero() && lo.Compare(cur.id) <= 0 {
 		lo = cur.id.Next()
@@ -545,62 +496,50 @@ func (w *WindowReplay) playPackets(ctx context.Context, cur *cursor, start, end 
 	if lo.Compare(hi) > 0 {
 		return nil
 	}
-	first, ok, err := w.firstPacket(ctx, lo, hi)
+	ws, ok, err := cam.WindowStartIDs(ctx, lo, hi)
 	if err != nil || !ok {
 		return err
 	}
 	// Start at the keyframe at or before the window's first packet, or
 	// continue the previous window when that keyframe was already played
 	// (the window starts inside the GOP where the previous one ended).
-	from, needKey, prev := first.ID, true, int64(0)
-	kf, err := c.KeyframeAtOrBefore(ctx, w.Camera, first.ID)
+	from, needKey, prev := ws.First.ID, true, int64(0)
 	switch {
-	case err == nil && !cur.id.IsZero() && kf.ID.Compare(cur.id) <= 0:
+	case ws.HasKeyframe && !cur.id.IsZero() && ws.Keyframe.ID.Compare(cur.id) <= 0:
 		from, needKey, prev = cur.id.Next(), cur.needKey, cur.number
-	case err == nil:
-		from = kf.ID
-	case errors.Is(err, cache.ErrNotFound):
-		// The keyframe was trimmed: start at the first one in the window.
+	case ws.HasKeyframe:
+		from = ws.Keyframe.ID
 	default:
-		return err
+		// The keyframe was trimmed: start at the first one in the window.
 	}
-	for {
-		pkts, err := c.Range(ctx, w.Camera, from, hi, replayPage)
+	for p, err := range cam.Packets(ctx, from, hi) {
 		if err != nil {
-			if errors.Is(err, cache.ErrEmpty) || errors.Is(err, cache.ErrUnknownCamera) {
-				return nil
-			}
-			return fmt.Errorf("operator: window replay of %q: %w", w.Camera, err)
+			return fmt.Errorf("replay: window replay of %q: %w", w.Camera, err)
 		}
-		for _, p := range pkts {
-			if p.Number > 0 && prev > 0 && p.Number != prev+1 {
-				w.logger().Warn("window replay: gap in packet numbers; skipping to the next keyframe",
-					"camera", w.Camera, "after", prev, "got", p.Number, "at", p.ID.String())
-				needKey = true
-			}
-			if p.Number > 0 {
-				prev = p.Number
-			}
-			cur.id, cur.number = p.ID, p.Number
-			if needKey && !p.Keyframe {
-				w.skipped.Add(1)
-				cur.needKey = true
-				continue
-			}
-			needKey, cur.needKey = false, false
-			if err := flow.Send(ctx, out, packetImage(w.Camera, p)); err != nil {
-				return err
-			}
-			w.frames.Add(1)
-			if t := p.ID.Time(); t.After(cur.t) {
-				cur.t = t
-			}
+		if p.Number > 0 && prev > 0 && p.Number != prev+1 {
+			w.logger().Warn("window replay: gap in packet numbers; skipping to the next keyframe",
+				"camera", w.Camera, "after", prev, "got", p.Number, "at", p.ID.String())
+			needKey = true
 		}
-		if len(pkts) < replayPage {
-			return nil
+		if p.Number > 0 {
+			prev = p.Number
 		}
-		from = pkts[len(pkts)-1].ID.Next()
+		cur.id, cur.number = p.ID, p.Number
+		if needKey && !p.Keyframe {
+			w.skipped.Add(1)
+			cur.needKey = true
+			continue
+		}
+		needKey, cur.needKey = false, false
+		if err := flow.Send(ctx, out, packetImage(w.Camera, p)); err != nil {
+			return err
+		}
+		w.frames.Add(1)
+		if t := p.ID.Time(); t.After(cur.t) {
+			cur.t = t
+		}
 	}
+	return nil
 }
 
 // packetImage is the packet-mode image of p: the packet, no pixels.

@@ -1,4 +1,4 @@
-package operator_test
+package replay_test
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
-	"github.com/chryscloud/chrysalis-go/operator"
+	"github.com/chryscloud/chrysalis-go/replay"
 	"github.com/chryscloud/chrysalis-go/sink"
 )
 
@@ -95,7 +95,7 @@ func TestWindowReplayPackets(t *testing.T) {
 	pre, post := 80*time.Millisecond, 120*time.Millisecond // [t-2, t+3] frames
 
 	t.Run("from the keyframe", func(t *testing.T) {
-		wr := &operator.WindowReplay{Client: cl, Camera: "cam", Pre: pre, Post: post, Packets: true}
+		wr := &replay.Window{Client: cl, Camera: "cam", Pre: pre, Post: post, Packets: true}
 		got, err := runOp(t, wr, triggers(ms(60)))
 		if err != nil {
 			t.Fatal(err)
@@ -106,7 +106,7 @@ func TestWindowReplayPackets(t *testing.T) {
 		}
 	})
 	t.Run("a window inside the GOP where the last ended continues it", func(t *testing.T) {
-		wr := &operator.WindowReplay{Client: cl, Camera: "cam", Pre: pre, Post: post, Packets: true}
+		wr := &replay.Window{Client: cl, Camera: "cam", Pre: pre, Post: post, Packets: true}
 		got, err := runOp(t, wr, triggers(ms(60), ms(75)))
 		if err != nil {
 			t.Fatal(err)
@@ -117,7 +117,7 @@ func TestWindowReplayPackets(t *testing.T) {
 		}
 	})
 	t.Run("windows in other GOPs start at their keyframes", func(t *testing.T) {
-		wr := &operator.WindowReplay{Client: cl, Camera: "cam", Pre: pre, Post: post, Packets: true}
+		wr := &replay.Window{Client: cl, Camera: "cam", Pre: pre, Post: post, Packets: true}
 		got, err := runOp(t, wr, triggers(ms(20), ms(80)))
 		if err != nil {
 			t.Fatal(err)
@@ -141,7 +141,7 @@ func TestWindowReplayPacketsBurst(t *testing.T) {
 	appendNumbered(t, mc, clip, "burst", func(i int) int64 { return t0 + int64(i/4) }, nil)
 	cl := chrysalis.New(mc, chrysalis.Options{})
 	at := func(ms int64) time.Time { return time.UnixMilli(t0 + ms).UTC() }
-	wr := &operator.WindowReplay{Client: cl, Camera: "burst", Post: 10 * time.Millisecond, Packets: true}
+	wr := &replay.Window{Client: cl, Camera: "burst", Post: 10 * time.Millisecond, Packets: true}
 	got, err := runOp(t, wr, triggers(at(12))) // [t0+12, t0+22]: packets 48..91, from keyframe 0
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestWindowReplayPacketsBurst(t *testing.T) {
 		t.Fatalf("%d packets, want 92 (0..91)", len(got))
 	}
 	// The whole clip in one millisecond's window.
-	wr = &operator.WindowReplay{Client: cl, Camera: "burst", Post: 30 * time.Millisecond, Packets: true}
+	wr = &replay.Window{Client: cl, Camera: "burst", Post: 30 * time.Millisecond, Packets: true}
 	if got, err = runOp(t, wr, triggers(at(0))); err != nil || len(got) != len(clip.Packets) {
 		t.Fatalf("%d packets (%v), want %d", len(got), err, len(clip.Packets))
 	}
@@ -168,7 +168,7 @@ func TestWindowReplayPacketsGap(t *testing.T) {
 	appendNumbered(t, mc, clip, "gap", func(i int) int64 { return testclip.MS(t0, i, step) }, func(i int) bool { return i >= 20 && i < 23 })
 	cl := chrysalis.New(mc, chrysalis.Options{})
 	var logs bytes.Buffer
-	wr := &operator.WindowReplay{Client: cl, Camera: "gap", Pre: 400 * time.Millisecond, Post: 2 * time.Second, Packets: true,
+	wr := &replay.Window{Client: cl, Camera: "gap", Pre: 400 * time.Millisecond, Post: 2 * time.Second, Packets: true,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	got, err := runOp(t, wr, triggers(ms(15))) // [5, 65]: 0..19, gap, 23..49 skipped, 50..65
 	if err != nil {
@@ -196,7 +196,7 @@ func TestWindowReplayIntoKeepsLastWindow(t *testing.T) {
 	defer mc.Close()
 	live := clip.Live(t, mc, "live", 3*time.Second)
 	cl := chrysalis.New(mc, chrysalis.Options{})
-	wr := &operator.WindowReplay{Client: cl, Camera: "live", Pre: time.Second, Post: time.Minute, Packets: true}
+	wr := &replay.Window{Client: cl, Camera: "live", Pre: time.Second, Post: time.Minute, Packets: true}
 	clips := sink.Clips(t.TempDir(), sink.ClipOptions{})
 	s := wr.Into(clips)
 
