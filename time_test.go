@@ -18,6 +18,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/internal/pb"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
+	"github.com/chryscloud/chrysalis-go/mp4"
 	"github.com/chryscloud/chrysalis-go/sink"
 )
 
@@ -214,7 +215,7 @@ func TestBurstCache(t *testing.T) {
 
 			// The MP4 export of the same window holds every packet.
 			path := filepath.Join(t.TempDir(), "burst.mp4")
-			est, err := sink.ExportMP4(ctx, cl.Cache(), "burst", cache.IDAt(p.Start()), cache.ID{MS: uint64(p.EndMS), Seq: ^uint64(0)},
+			est, err := mp4.Export(ctx, cl.Cache(), "burst", cache.IDAt(p.Start()), cache.ID{MS: uint64(p.EndMS), Seq: ^uint64(0)},
 				path, sink.VideoOptions{}, nil)
 			if err != nil {
 				t.Fatal(err)

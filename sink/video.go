@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/chryscloud/chrysalis-go/mp4"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,9 +39,9 @@ func (h *pktHeap) Pop() any {
 	return p
 }
 
-// imageMuxer feeds images into one MP4Writer in the chosen mode.
+// imageMuxer feeds images into one mp4.Writer in the chosen mode.
 type imageMuxer struct {
-	w        *MP4Writer
+	w        *mp4.Writer
 	mode     VideoMode // Auto until the first image
 	want     VideoMode
 	log      *slog.Logger
@@ -53,11 +54,15 @@ type imageMuxer struct {
 }
 
 func newImageMuxer(path string, o VideoOptions) (*imageMuxer, error) {
-	w, err := NewMP4Writer(path, o)
+	o, err := o.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
-	return &imageMuxer{w: w, want: w.o.Mode, log: w.log}, nil
+	w, err := mp4.NewWriter(path, o)
+	if err != nil {
+		return nil, err
+	}
+	return &imageMuxer{w: w, want: o.Mode, log: o.Logger}, nil
 }
 
 // add writes img and releases it.
@@ -71,7 +76,7 @@ func (m *imageMuxer) add(img flow.Image) error {
 				m.mode = Encode
 			}
 		}
-		m.log.Debug("sink: video mode", "file", m.w.path, "mode", m.mode)
+		m.log.Debug("sink: video mode", "file", m.w.Path(), "mode", m.mode)
 	}
 	if m.mode == Encode {
 		return m.w.WriteImage(img)
@@ -85,7 +90,7 @@ func (m *imageMuxer) add(img flow.Image) error {
 		if !m.warned {
 			m.warned = true
 			m.log.Warn("sink: remuxing modified images from their original packets; their pixels are not recorded (use Mode: Encode)",
-				"file", m.w.path)
+				"file", m.w.Path())
 		}
 	}
 	if !m.out.IsZero() && img.Packet.ID.Compare(m.out) <= 0 {
@@ -127,7 +132,7 @@ func (m *imageMuxer) drain() error {
 func (m *imageMuxer) pop() error {
 	p := heap.Pop(&m.q).(cache.Packet)
 	if err := m.w.WritePacket(p); err != nil {
-		if errors.Is(err, ErrCodecChanged) {
+		if errors.Is(err, mp4.ErrCodecChanged) {
 			heap.Push(&m.q, p)
 		}
 		return err
@@ -143,7 +148,7 @@ func (m *imageMuxer) close() error {
 
 // VideoStats are a video sink's counters.
 type VideoStats struct {
-	MP4Stats
+	mp4.Stats
 	// Files is the number of files finished.
 	Files int64
 	// Modified counts modified images remuxed from their original packet;
@@ -172,7 +177,7 @@ var _ flow.Sink = (*VideoWriter)(nil)
 // The file is finalized (trailer written, renamed into place) when in
 // closes or ctx ends, so it is valid after Ctrl-C. A stream with no
 // writable frame creates no file. A codec change in remux mode ends Run
-// with an error wrapping ErrCodecChanged, after finalizing the file so far
+// with an error wrapping mp4.ErrCodecChanged, after finalizing the file so far
 // (use Clips to start a new file instead).
 func VideoFile(path string, o VideoOptions) *VideoWriter {
 	return &VideoWriter{path: path, o: o}
@@ -193,7 +198,7 @@ func (v *VideoWriter) Run(ctx context.Context, in <-chan flow.Image) (err error)
 	}
 	defer func() {
 		cerr := m.close()
-		if errors.Is(cerr, ErrNoFrames) {
+		if errors.Is(cerr, mp4.ErrNoFrames) {
 			m.log.Info("sink: no video written", "file", v.path)
 			cerr = nil
 		}
@@ -216,7 +221,7 @@ func (v *VideoWriter) Run(ctx context.Context, in <-chan flow.Image) (err error)
 func (v *VideoWriter) update(m *imageMuxer, finished bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.stats.MP4Stats = m.w.Stats()
+	v.stats.Stats = m.w.Stats()
 	v.stats.Modified, v.stats.NoPacket = m.modified, m.noPacket
 	if finished && v.stats.Packets > 0 {
 		v.stats.Files = 1
@@ -328,7 +333,7 @@ func (c *ClipWriter) Run(ctx context.Context, in <-chan flow.Image) (err error) 
 	if err := checkPattern(o.Pattern); err != nil {
 		return err
 	}
-	if o.Video, err = o.Video.withDefaults(); err != nil {
+	if o.Video, err = o.Video.WithDefaults(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
@@ -358,8 +363,8 @@ type clipState struct {
 	q   pktHeap
 	out cache.ID // the newest packet taken from q
 
-	w      *MP4Writer // the current clip; nil between clips
-	info   ClipInfo   // the current clip's
+	w      *mp4.Writer // the current clip; nil between clips
+	info   ClipInfo    // the current clip's
 	camera string
 	start  time.Time    // the current clip's first frame
 	prev   cache.Packet // remux: the previous packet seen
@@ -428,7 +433,7 @@ func (s *clipState) packet(camera string, p cache.Packet) error {
 		}
 	}
 	err := s.w.WritePacket(p)
-	if errors.Is(err, ErrCodecChanged) {
+	if errors.Is(err, mp4.ErrCodecChanged) {
 		s.log.Info("sink: codec change; starting a new clip", "at", p.ID.String())
 		if err := s.finish(); err != nil {
 			return err
@@ -484,7 +489,7 @@ func (s *clipState) open(camera string, t time.Time) error {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}
-	w, err := NewMP4Writer(name, s.o.Video)
+	w, err := mp4.NewWriter(name, s.o.Video)
 	if err != nil {
 		return err
 	}
@@ -498,8 +503,8 @@ func (s *clipState) finish() error {
 	s.w = nil
 	err := w.Close()
 	switch {
-	case errors.Is(err, ErrNoFrames):
-		s.log.Debug("sink: clip had no writable frame", "file", w.path)
+	case errors.Is(err, mp4.ErrNoFrames):
+		s.log.Debug("sink: clip had no writable frame", "file", w.Path())
 		return nil
 	case err != nil:
 		return err
@@ -509,7 +514,7 @@ func (s *clipState) finish() error {
 	s.c.clips = append(s.c.clips, s.info)
 	s.c.mu.Unlock()
 	if s.o.OnClip != nil {
-		s.o.OnClip(w.path)
+		s.o.OnClip(w.Path())
 	}
 	return nil
 }

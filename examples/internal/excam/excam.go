@@ -146,4 +146,3 @@ func WaitForHistory(ctx context.Context, cam *chrysalis.Camera, d time.Duration)
 		}
 	}
 }
-

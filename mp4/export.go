@@ -1,4 +1,4 @@
-package sink
+package mp4
 
 import (
 	"context"
@@ -19,17 +19,17 @@ type ExportStats struct {
 	FirstMS, LastMS int64
 }
 
-// exportPage is how many packets ExportMP4 fetches per cache round trip.
+// exportPage is how many packets Export fetches per cache round trip.
 const exportPage = 256
 
-// ExportMP4 remuxes a camera's cached packets of [start, end] into an MP4
+// Export remuxes a camera's cached packets of [start, end] into an MP4
 // at path, without re-encoding. An MP4 can only start on a keyframe, so the
 // file starts at the keyframe at or before start (or, when there is none,
 // at the first keyframe inside the window). A codec change inside the
 // window ends the file at the change. progress, when set, is called once
 // per packet written. A window without frames returns an error wrapping
 // cache.ErrNotFound and leaves no file.
-func ExportMP4(ctx context.Context, c cache.Cache, camera string, start, end cache.ID, path string, o VideoOptions,
+func Export(ctx context.Context, c cache.Cache, camera string, start, end cache.ID, path string, o Options,
 	progress func()) (ExportStats, error) {
 	var st ExportStats
 	log := o.Logger
@@ -59,7 +59,7 @@ func ExportMP4(ctx context.Context, c cache.Cache, camera string, start, end cac
 	if err != nil && !errors.Is(err, cache.ErrNotFound) && !errors.Is(err, cache.ErrUnknownCamera) {
 		return st, err
 	}
-	w, err := CreateMP4(path, codec, o)
+	w, err := Create(path, codec, o)
 	if err != nil {
 		return st, err
 	}
@@ -73,7 +73,7 @@ func ExportMP4(ctx context.Context, c cache.Cache, camera string, start, end cac
 		for _, p := range pkts {
 			err := w.WritePacket(p)
 			if errors.Is(err, ErrCodecChanged) {
-				log.Info("sink: export stops at a codec change", "camera", camera, "at", p.ID.String())
+				log.Info("mp4: export stops at a codec change", "camera", camera, "at", p.ID.String())
 				done = true
 				break
 			}
