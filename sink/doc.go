@@ -13,5 +13,6 @@
 // image until it returns.
 //
 // The OpenCV window sink lives in package sink/gocvwin, so that programs
-// without OpenCV can build everything here; the HLS server in sink/hls.
+// without OpenCV can build everything here. The HLS server, which reads the cache
+// rather than a graph, is package watch/hls.
 package sink
