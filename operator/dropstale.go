@@ -38,11 +38,6 @@ type DropStale struct {
 
 var _ flow.Operator = (*DropStale)(nil)
 
-// NewDropStale returns a DropStale with the given MaxAge and KeepNewest.
-func NewDropStale(maxAge time.Duration, keepNewest bool) *DropStale {
-	return &DropStale{MaxAge: maxAge, KeepNewest: keepNewest}
-}
-
 // Passed counts the frames sent on.
 func (d *DropStale) Passed() int64 { return d.passed.Load() }
 

@@ -86,7 +86,7 @@ func TestMotion(t *testing.T) {
 			imgs = append(imgs, &chrysalis.ChImage{Camera: "cam", Time: ms(i), Width: w, Height: h, Stride: w * 3,
 				Format: chrysalis.BGR24, Data: scene(chrysalis.BGR24, w, h, 50, 50, 60, 4, rng)})
 		}
-		m := operator.NewMotion(0)
+		m := &operator.Motion{}
 		got, err := runOp(t, m, imgs)
 		if err != nil || len(got) != 0 {
 			t.Fatalf("static scene: %d triggers, %v", len(got), err)

@@ -181,7 +181,7 @@ func TestDropStaleKeepNewest(t *testing.T) {
 		in <- img
 	}
 	close(in)
-	ds := operator.NewDropStale(0, true)
+	ds := &operator.DropStale{KeepNewest: true}
 	errc := make(chan error, 1)
 	go func() { defer close(out); errc <- ds.Run(context.Background(), in, out) }()
 	var got []flow.Image
