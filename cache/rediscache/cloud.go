@@ -34,8 +34,11 @@ import (
 //     itself;
 //   - PTS = DTS = ms*1000 + seq in a 1 µs time base: unique per entry and
 //     increasing, so decoded frames are matched to their packets. The
-//     layout has no presentation times: with B-frames a frame's time is
-//     its packet's (decode-order) time;
+//     layout has no presentation times: with B-frames the images come out
+//     right and in display order, but FFmpeg's H.264 decoder does not
+//     hand back the decode-order PTS of each picture's own packet, so an
+//     image's ID and Time can be a neighbour's (within the reorder delay);
+//     live cameras in this layout rarely use B-frames;
 //   - Number is 0: readers cannot tell a gap by packet numbers and decode
 //     across one (the edge layout numbers its packets);
 //   - Stats.Keyframes is 0 (there is no index to count).
