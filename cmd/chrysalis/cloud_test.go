@@ -1,0 +1,82 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/internal/testclip"
+	"github.com/chryscloud/chrysalis-go/internal/testredis"
+)
+
+// TestCloudLayoutCLI: the read commands take --layout and --stream-key
+// and read a cache in the Chrysalis Cloud layout written by raw XADDs
+// (probe, snapshot, export to MP4); a bad --layout is a usage error.
+func TestCloudLayoutCLI(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	testclip.LoadAnnexB(t, "clip720.mp4").WriteCloud(t, rdb, "node_cam7", clipT0, 40)
+	env := "CHRYSALIS_REDIS_URL=" + srv.URL()
+	dir := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(ingestTestBinary(t), args...)
+		cmd.Env = append(os.Environ(), env)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return string(out)
+	}
+	cloud := []string{"--camera", "cam7", "--layout", "cloud", "--stream-key", "node_{camera}"}
+	var p chrysalis.Probe
+	if err := json.Unmarshal([]byte(run(append([]string{"probe", "--json"}, cloud...)...)), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Frames != 100 || p.StartMS != clipT0 || p.EndMS != clipT0+99*40 || p.Codec != "h264" || p.Width != 1280 || p.Height != 720 {
+		t.Fatalf("probe --layout cloud: %+v", p)
+	}
+	var r imageResult
+	json.Unmarshal([]byte(run(append([]string{"snapshot", "--at", strconv.FormatInt(clipT0+70*40, 10), "-o", filepath.Join(dir, "s.png"), "--json"}, cloud...)...)), &r)
+	if r.TimestampMS != clipT0+50*40 || !r.Keyframe {
+		t.Fatalf("snapshot: %+v, want the keyframe at entry 50", r)
+	}
+	var e exportResult
+	json.Unmarshal([]byte(run(append([]string{"export", "--from", strconv.FormatInt(clipT0+60*40, 10), "--to",
+		strconv.FormatInt(clipT0+89*40, 10), "-o", filepath.Join(dir, "e.mp4"), "--json"}, cloud...)...)), &e)
+	if e.Frames != 40 || e.StartMS != clipT0+50*40 || e.EndMS != clipT0+89*40 {
+		t.Fatalf("export: %+v, want entries 50..89", e)
+	}
+	info := testclip.Probe(t, filepath.Join(dir, "e.mp4"))
+	if info.Frames != 40 || info.Codec != "h264" || info.Width != 1280 {
+		t.Fatalf("exported MP4: %+v, want 40 h264 frames", info)
+	}
+	// Frame-exact: the MP4's frames are ffmpeg's decode of packets 50..89.
+	ref := testclip.Reference(t, "clip720.mp4", "bgr24", 0, 0)
+	got := testclip.Reference(t, filepath.Join(dir, "e.mp4"), "bgr24", 0, 0)
+	if len(got) != 40 {
+		t.Fatalf("exported MP4 decodes to %d frames", len(got))
+	}
+	for i := range got {
+		if ps := testclip.PSNR(got[i], ref[50+i]); ps < 40 {
+			t.Fatalf("exported frame %d: PSNR %.1f vs clip frame %d", i, ps, 50+i)
+		}
+	}
+	// Without the key the camera is not found in either layout.
+	code, stderr, _ := runIngestCLI(t, t.Context(), []string{"probe", "--camera", "cam7"}, env)
+	if code != exitNotFound || !strings.Contains(stderr, "unknown camera") {
+		t.Fatalf("probe without --stream-key: exit %d %s", code, stderr)
+	}
+	code, stderr, _ = runIngestCLI(t, t.Context(), []string{"probe", "--camera", "cam7", "--layout", "sdk"}, env)
+	if code != exitUsage || !strings.Contains(stderr, "bad --layout") {
+		t.Fatalf("probe --layout sdk: exit %d %s", code, stderr)
+	}
+}
