@@ -304,6 +304,12 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 	in.log.Log(ctx, lv, "input open", "input", in.input, "codec", cur.Name, "width", cur.Width, "height", cur.Height,
 		"pix_fmt", cur.PixFmt, "extradata", len(cur.Extradata))
 
+	ab, err := in.newAnnexBFilter(ctx, cp, tb)
+	if err != nil {
+		return res, err
+	}
+	defer ab.free()
+
 	pkt := astiav.AllocPacket()
 	if pkt == nil {
 		return res, errors.New("allocating a packet failed")
@@ -342,6 +348,13 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 		}
 		gotKey = true
 		p := in.packet(pkt, key, cp, tb, st)
+		if ab != nil {
+			var cerr error
+			if p.Data, cerr = ab.convert(pkt); cerr != nil {
+				pkt.Unref()
+				return res, cerr
+			}
+		}
 		pkt.Unref()
 		if err := in.pace(ctx, st); err != nil {
 			return res, err

@@ -586,3 +586,12 @@ func (c *Cache) cloudCameras(ctx context.Context) ([]string, error) {
 	}
 	return out, Classify(it.Err())
 }
+
+// StoresAnnexB reports whether camera cam is written in the cloud layout
+// (configured, or detected from an existing cloud stream), whose Append
+// takes Annex B access units only; the ingest converts for it
+// (ingest.AnnexBCache).
+func (c *Cache) StoresAnnexB(ctx context.Context, cam string) (bool, error) {
+	cl, err := c.cloud(ctx, cam)
+	return cl != nil, err
+}

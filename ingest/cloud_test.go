@@ -1,0 +1,151 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chryscloud/chrysalis-go/cache/rediscache"
+	"github.com/chryscloud/chrysalis-go/ingest"
+	"github.com/chryscloud/chrysalis-go/internal/testclip"
+	"github.com/chryscloud/chrysalis-go/internal/testredis"
+)
+
+// TestIngestCloudLayout: the ingest writing a Redis cache in the cloud
+// layout stores one entry per packet, field "frame" only, in Annex B with
+// the parameter sets in front of every keyframe, so that the ffmpeg CLI
+// given no extradata (`-f h264|hevc -i` the concatenated frames) decodes
+// every frame, from the first entry and from a later keyframe, equal to
+// its own decode of the clip.
+func TestIngestCloudLayout(t *testing.T) {
+	requireFFmpeg(t)
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	for _, name := range []string{"clip720.mp4", "hevc720.mp4"} {
+		t.Run(name, func(t *testing.T) {
+			clip := testclip.Load(t, name)
+			rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL(), Layout: rediscache.LayoutCloud,
+				StreamKey: "node_{camera}"}, rediscache.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			cam := name[:len(name)-4]
+			in, err := ingest.New(rc, ingest.Config{Camera: cam, Input: clip0(name), Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := start(t, in).wait(t, 30*time.Second); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			msgs, err := rdb.XRange(ctx, "node_"+cam, "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != len(clip.Packets) {
+				t.Fatalf("%d entries, want one per packet (%d)", len(msgs), len(clip.Packets))
+			}
+			var all, fromSecond []byte
+			second := -1
+			keys := 0
+			for i, m := range msgs {
+				if len(m.Values) != 1 {
+					t.Fatalf("entry %d has fields %v, want frame only", i, m.Values)
+				}
+				f := []byte(m.Values["frame"].(string))
+				if !bytes.HasPrefix(f, []byte{0, 0, 1}) && !bytes.HasPrefix(f, []byte{0, 0, 0, 1}) {
+					t.Fatalf("entry %d is not Annex B: % x", i, f[:min(8, len(f))])
+				}
+				if clip.Packets[i].Key {
+					if !paramSetsFirst(clip.Codec, f) {
+						t.Fatalf("keyframe entry %d has no SPS before its first slice", i)
+					}
+					if keys++; keys == 2 {
+						second = i
+					}
+				}
+				all = append(all, f...)
+				if second >= 0 {
+					fromSecond = append(fromSecond, f...)
+				}
+			}
+			if second < 0 {
+				t.Fatalf("%s has fewer than 2 keyframes", name)
+			}
+			ref := testclip.Reference(t, name, "bgr24", 0, 0)
+			for _, tc := range []struct {
+				data  []byte
+				first int
+			}{{all, 0}, {fromSecond, second}} {
+				got := decodeRaw(t, clip.Codec, tc.data, clip.Width*clip.Height*3)
+				if len(got) != len(ref)-tc.first {
+					t.Fatalf("ffmpeg decoded %d frames from entry %d on, want %d", len(got), tc.first, len(ref)-tc.first)
+				}
+				for i := range got {
+					if p := testclip.PSNR(got[i], ref[tc.first+i]); p < 40 {
+						t.Fatalf("frame %d: PSNR %.1f dB", tc.first+i, p)
+					}
+				}
+			}
+		})
+	}
+}
+
+func clip0(name string) string { return testclip.Path(name) }
+
+// paramSetsFirst reports whether an SPS (H.264 type 7, HEVC type 33)
+// comes before the first slice of access unit b.
+func paramSetsFirst(codec string, b []byte) bool {
+	for _, nal := range bytes.Split(b, []byte{0, 0, 1})[1:] {
+		if len(nal) == 0 {
+			continue
+		}
+		if codec == "hevc" {
+			switch t := nal[0] >> 1 & 0x3f; {
+			case t == 33:
+				return true
+			case t < 32:
+				return false
+			}
+			continue
+		}
+		switch t := nal[0] & 0x1f; {
+		case t == 7:
+			return true
+		case t >= 1 && t <= 5:
+			return false
+		}
+	}
+	return false
+}
+
+// decodeRaw decodes an Annex B elementary stream with the ffmpeg CLI (no
+// extradata: `-f h264|hevc -i`) into bgr24 frames of size bytes.
+func decodeRaw(t *testing.T, codec string, es []byte, size int) [][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "es."+codec), filepath.Join(dir, "out.raw")
+	if err := os.WriteFile(in, es, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command("ffmpeg", "-v", "error", "-f", codec, "-i", in, "-f", "rawvideo", "-pix_fmt", "bgr24", "-y", out).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg -f %s: %v: %s", codec, err, msg)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]byte
+	for len(raw) >= size {
+		frames, raw = append(frames, raw[:size]), raw[size:]
+	}
+	return frames
+}
