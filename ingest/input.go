@@ -309,6 +309,8 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 		return res, err
 	}
 	defer ab.free()
+	aw := in.newAudioWriter(intr.FC, ab != nil)
+	var vref videoRef
 
 	pkt := astiav.AllocPacket()
 	if pkt == nil {
@@ -335,6 +337,7 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 			return res, fail("read", err)
 		}
 		if pkt.StreamIndex() != vidx {
+			aw.write(ctx, pkt, vref)
 			pkt.Unref()
 			continue
 		}
@@ -347,6 +350,9 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 			continue
 		}
 		gotKey = true
+		// The audio is placed against the demuxer's own timestamps (not
+		// the repaired, loop-offset ones), which both streams share.
+		rawSec := float64(pkt.Dts()) * tb.Float64()
 		p := in.packet(pkt, key, cp, tb, st)
 		if ab != nil {
 			var cerr error
@@ -366,6 +372,7 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 				"off_by", (time.Duration(ms-now.UnixMilli()) * time.Millisecond).String())
 		}
 		p.Timestamp = ms
+		vref = videoRef{sec: rawSec, ms: ms, ok: true}
 		in.number++
 		p.Number = in.number
 		if key {

@@ -475,7 +475,8 @@ func (cc *cloudCam) Stats(ctx context.Context) (cache.Stats, error) {
 }
 
 // Codec derives the codec parameters from the newest keyframe's in-band
-// parameter sets. ErrNotFound when the stream holds no keyframe.
+// parameter sets. ErrNotFound when the stream holds no keyframe, or its
+// newest keyframe no SPS.
 func (cc *cloudCam) Codec(ctx context.Context) (cache.Codec, error) {
 	kf, err := cc.KeyframeAtOrBefore(ctx, cache.MaxID)
 	if err != nil {
@@ -483,7 +484,9 @@ func (cc *cloudCam) Codec(ctx context.Context) (cache.Codec, error) {
 	}
 	sz, err := annexb.SPSSize(kf.CodecName, kf.Data)
 	if err != nil {
-		return cache.Codec{}, cc.err(fmt.Errorf("keyframe %s: %w", kf.ID, err))
+		// A writer that keeps the parameters out of band: readers then
+		// fall back to the packets' codec name.
+		return cache.Codec{}, cc.err(fmt.Errorf("%w: keyframe %s has no parseable SPS (%v)", cache.ErrNotFound, kf.ID, err))
 	}
 	return cache.Codec{Name: kf.CodecName, LongName: longNames[kf.CodecName], Width: sz.Width, Height: sz.Height,
 		PixFmt: sz.PixFmt, Extradata: kf.Extradata}, nil
