@@ -80,3 +80,37 @@ func TestCloudLayoutCLI(t *testing.T) {
 		t.Fatalf("probe --layout sdk: exit %d %s", code, stderr)
 	}
 }
+
+// TestCloudLayoutCLIIngest: `ingest --layout cloud --stream-key` writes
+// the cloud layout (frame fields only, Annex B), which probe then reads
+// with the layout given and detected.
+func TestCloudLayoutCLIIngest(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	env := "CHRYSALIS_REDIS_URL=" + srv.URL()
+	code, stderr, _ := runIngestCLI(t, t.Context(), []string{"ingest", "--camera", "lobby", "--input", testclip.Path("clip720.mp4"),
+		"--layout", "cloud", "--stream-key", "cams_{camera}"}, env)
+	if code != 0 {
+		t.Fatalf("ingest: exit %d: %s", code, stderr)
+	}
+	msgs, err := rdb.XRange(t.Context(), "cams_lobby", "-", "+").Result()
+	if err != nil || len(msgs) != 100 {
+		t.Fatalf("cams_lobby: %d entries, err %v", len(msgs), err)
+	}
+	if f, _ := msgs[0].Values["frame"].(string); len(msgs[0].Values) != 1 || !strings.HasPrefix(f, "\x00\x00\x00\x01") {
+		t.Fatalf("first entry %q... is not an Annex B frame field", f[:min(8, len(f))])
+	}
+	if n, _ := rdb.Exists(t.Context(), "in_memory_queue_lobby", "codec_video_infolobby").Result(); n != 0 {
+		t.Fatalf("the cloud ingest wrote %d edge keys", n)
+	}
+	for _, layout := range [][]string{{"--layout", "cloud"}, nil} {
+		cmd := exec.Command(ingestTestBinary(t), append([]string{"probe", "--camera", "lobby", "--stream-key", "cams_{camera}", "--json"}, layout...)...)
+		cmd.Env = append(os.Environ(), env)
+		out, err := cmd.Output()
+		var p chrysalis.Probe
+		if err != nil || json.Unmarshal(out, &p) != nil || p.Frames != 100 || p.Codec != "h264" || p.Width != 1280 {
+			t.Fatalf("probe %v: %v %s", layout, err, out)
+		}
+	}
+}
