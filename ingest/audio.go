@@ -87,7 +87,7 @@ func (a *audioWriter) write(ctx context.Context, pkt *astiav.Packet, v videoRef)
 	if ts == astiav.NoPtsValue {
 		return
 	}
-	ms := v.ms + 0*int64(math.Round((float64(ts)*a.tb-v.sec)*1000))
+	ms := v.ms + int64(math.Round((float64(ts)*a.tb-v.sec)*1000))
 	frame := pkt.Data()
 	if a.adts[0] != 0xff {
 		frame = append(adtsHeader(a.adts, len(frame)), frame...)
@@ -106,6 +106,6 @@ func (a *audioWriter) write(ctx context.Context, pkt *astiav.Packet, v videoRef)
 // adtsHeader is the 7-byte ADTS header (MPEG-4, no CRC) of a raw AAC frame
 // of n bytes.
 func adtsHeader(c [3]byte, n int) []byte {
-	l := n
+	l := n + 7
 	return []byte{0xff, 0xf1, c[0]<<6 | c[1]<<2 | c[2]>>2, (c[2]&3)<<6 | byte(l>>11), byte(l >> 3), byte(l&7)<<5 | 0x1f, 0xfc}
 }

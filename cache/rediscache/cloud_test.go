@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -117,5 +118,43 @@ func TestCloudLayoutChoice(t *testing.T) {
 	// The cloud layout takes Annex B only.
 	if _, err := foreign.Append(ctx, "cam2", &cache.Packet{Data: []byte{0, 0, 0, 5, 0x65, 1, 2, 3, 4}}); !errors.Is(err, rediscache.ErrNotAnnexB) {
 		t.Fatalf("AVCC append: %v, want ErrNotAnnexB", err)
+	}
+}
+
+// TestCloudKeyframePaging: keyframe scans cross the script's 64-entry
+// pages both ways, honour count, and Keyframes finds keyframes that share
+// a millisecond with their neighbours.
+func TestCloudKeyframePaging(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	const n, gop = 300, 100
+	pipe := rdb.Pipeline()
+	for i := range n {
+		h := byte(0x41) // non-IDR slice
+		if i%gop == 0 {
+			h = 0x65 // IDR slice
+		}
+		// Three entries per millisecond.
+		pipe.Do(ctx, "XADD", "page_cam", strconv.Itoa(1_700_000_000_000+i/3)+"-"+strconv.Itoa(i%3), "frame", []byte{0, 0, 0, 1, h, byte(i)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := func(i int) cache.ID { return cache.ID{MS: uint64(1_700_000_000_000 + i/3), Seq: uint64(i % 3)} }
+	c := dial(t, srv.URL(), rediscache.ConnOptions{Layout: rediscache.LayoutCloud, StreamKey: "page_{camera}"})
+	kfs, err := c.Keyframes(ctx, "cam", cache.MinID, cache.MaxID, 0)
+	if err != nil || len(kfs) != 3 || kfs[0].ID != id(0) || kfs[1].ID != id(100) || kfs[2].ID != id(200) {
+		t.Fatalf("keyframes: %v err %v, want entries 0, 100, 200", kfs, err)
+	}
+	if kfs, err := c.Keyframes(ctx, "cam", id(1), cache.MaxID, 1); err != nil || len(kfs) != 1 || kfs[0].ID != id(100) {
+		t.Fatalf("first keyframe after entry 1: %v err %v", kfs, err)
+	}
+	for _, tc := range []struct{ at, want int }{{299, 200}, {199, 100}, {99, 0}, {100, 100}} {
+		p, err := c.KeyframeAtOrBefore(ctx, "cam", id(tc.at))
+		if err != nil || p.ID != id(tc.want) || !p.Keyframe {
+			t.Fatalf("keyframe at or before entry %d: %v err %v, want entry %d", tc.at, p.ID, err, tc.want)
+		}
 	}
 }
