@@ -133,7 +133,7 @@ func TestCloudKeyframePaging(t *testing.T) {
 	pipe := rdb.Pipeline()
 	for i := range n {
 		h := byte(0x41) // non-IDR slice
-		if i%gop == 0 {
+		if i%gop == 0 || i == 35 {
 			h = 0x65 // IDR slice
 		}
 		// Three entries per millisecond.
@@ -145,16 +145,70 @@ func TestCloudKeyframePaging(t *testing.T) {
 	id := func(i int) cache.ID { return cache.ID{MS: uint64(1_700_000_000_000 + i/3), Seq: uint64(i % 3)} }
 	c := dial(t, srv.URL(), rediscache.ConnOptions{Layout: rediscache.LayoutCloud, StreamKey: "page_{camera}"})
 	kfs, err := c.Keyframes(ctx, "cam", cache.MinID, cache.MaxID, 0)
-	if err != nil || len(kfs) != 3 || kfs[0].ID != id(0) || kfs[1].ID != id(100) || kfs[2].ID != id(200) {
-		t.Fatalf("keyframes: %v err %v, want entries 0, 100, 200", kfs, err)
+	if err != nil || len(kfs) != 4 || kfs[0].ID != id(0) || kfs[1].ID != id(35) || kfs[2].ID != id(100) || kfs[3].ID != id(200) {
+		t.Fatalf("keyframes: %v err %v, want entries 0, 35, 100, 200", kfs, err)
 	}
-	if kfs, err := c.Keyframes(ctx, "cam", id(1), cache.MaxID, 1); err != nil || len(kfs) != 1 || kfs[0].ID != id(100) {
-		t.Fatalf("first keyframe after entry 1: %v err %v", kfs, err)
+	if kfs, err := c.Keyframes(ctx, "cam", id(36), cache.MaxID, 1); err != nil || len(kfs) != 1 || kfs[0].ID != id(100) {
+		t.Fatalf("first keyframe after entry 36: %v err %v", kfs, err)
 	}
-	for _, tc := range []struct{ at, want int }{{299, 200}, {199, 100}, {99, 0}, {100, 100}} {
+	// From entry 99 the first page ends at entry 36, <ms>-0: the next
+	// starts at the previous millisecond's last entry, 35.
+	for _, tc := range []struct{ at, want int }{{299, 200}, {199, 100}, {99, 35}, {34, 0}, {100, 100}} {
 		p, err := c.KeyframeAtOrBefore(ctx, "cam", id(tc.at))
 		if err != nil || p.ID != id(tc.want) || !p.Keyframe {
 			t.Fatalf("keyframe at or before entry %d: %v err %v, want entry %d", tc.at, p.ID, err, tc.want)
+		}
+	}
+}
+
+// TestCloudKeyframeRule: the Lua scan and the Go reader agree on the
+// NAL-type rule for access units without in-band parameter sets.
+func TestCloudKeyframeRule(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	sc := []byte{0, 0, 0, 1}
+	au := func(nals ...[]byte) []byte {
+		var b []byte
+		for _, n := range nals {
+			b = append(append(b, sc...), n...)
+		}
+		return b
+	}
+	units := []struct {
+		name string
+		au   []byte
+		key  bool
+	}{
+		{"h264 SEI then IDR", au([]byte{0x06, 0x05, 0x10}, []byte{0x65, 0x88}), true},
+		{"h264 AUD then P", au([]byte{0x09, 0xf0}, []byte{0x41, 0x9a}), false},
+		{"hevc IDR_W_RADL", au([]byte{0x26, 0x01, 0xaf}), true},
+		{"hevc CRA", au([]byte{0x2a, 0x01, 0xaf}), true},
+		{"hevc prefix SEI then TRAIL_R", au([]byte{0x4e, 0x01, 0x05}, []byte{0x02, 0x01, 0xd0}), false},
+		{"hevc TRAIL_R", au([]byte{0x02, 0x01, 0xd0}), false},
+	}
+	for i, u := range units {
+		if err := rdb.Do(ctx, "XADD", "rule_cam", strconv.Itoa(1_700_000_000_000+i)+"-0", "frame", u.au).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dial(t, srv.URL(), rediscache.ConnOptions{Layout: rediscache.LayoutCloud, StreamKey: "rule_{camera}"})
+	all, err := c.Range(ctx, "cam", cache.MinID, cache.MaxID, 0)
+	if err != nil || len(all) != len(units) {
+		t.Fatalf("range: %d err %v", len(all), err)
+	}
+	kfs, err := c.Keyframes(ctx, "cam", cache.MinID, cache.MaxID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lua := map[cache.ID]bool{}
+	for _, p := range kfs {
+		lua[p.ID] = true
+	}
+	for i, u := range units {
+		if all[i].Keyframe != u.key || lua[all[i].ID] != u.key {
+			t.Errorf("%s: Go says keyframe %v, Lua %v, want %v", u.name, all[i].Keyframe, lua[all[i].ID], u.key)
 		}
 	}
 }
