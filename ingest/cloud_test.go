@@ -201,6 +201,14 @@ func TestIngestCloudAudio(t *testing.T) {
 	if len(audio) < audioPkts-2 || len(audio) > audioPkts || st.AudioWritten != int64(len(audio)) || st.AudioDropped != 0 {
 		t.Fatalf("%d audio entries (stats %d written, %d dropped), want ~%d", len(audio), st.AudioWritten, st.AudioDropped, audioPkts)
 	}
+	// The cache reads them back in a window.
+	frames, err := rc.AudioRange(ctx, "a", cache.MinID, cache.MaxID, 0)
+	if err != nil || len(frames) != len(audio) || frames[0].ID.String() != audio[0].ID {
+		t.Fatalf("AudioRange: %d frames, err %v, want %d", len(frames), err, len(audio))
+	}
+	if half, err := rc.AudioRange(ctx, "a", frames[10].ID, frames[19].ID, 0); err != nil || len(half) != 10 {
+		t.Fatalf("AudioRange of 10 frames: %d err %v", len(half), err)
+	}
 	var aac []byte
 	for i, m := range audio {
 		f := []byte(m.Values["frame"].(string))

@@ -602,3 +602,41 @@ func (c *Cache) StoresAnnexB(ctx context.Context, cam string) (bool, error) {
 	cl, err := c.cloud(ctx, cam)
 	return cl != nil, err
 }
+
+// AudioFrame is one entry of a cloud audio stream: an ADTS frame (AAC) at
+// its capture millisecond. Data aliases the reply: read-only.
+type AudioFrame struct {
+	ID   cache.ID
+	Data []byte
+}
+
+// AudioRange returns camera cam's audio frames with start <= id <= end,
+// oldest first (count <= 0: all), from the cloud audio stream; nil when the
+// camera has no audio. It is the building block for muxing audio into
+// exports.
+func (c *Cache) AudioRange(ctx context.Context, cam string, start, end cache.ID, count int64) ([]AudioFrame, error) {
+	key := c.CloudAudioKey(cam)
+	var msgs []redis.XMessage
+	var err error
+	if count > 0 {
+		msgs, err = c.rdb.XRangeN(ctx, key, startStr(start), endStr(end), count).Result()
+	} else {
+		msgs, err = c.rdb.XRange(ctx, key, startStr(start), endStr(end)).Result()
+	}
+	if err != nil {
+		return nil, Classify(err)
+	}
+	out := make([]AudioFrame, 0, len(msgs))
+	for _, m := range msgs {
+		id, err := cache.ParseID(m.ID)
+		if err != nil {
+			return out, err
+		}
+		raw, ok := m.Values["frame"].(string)
+		if !ok {
+			return out, fmt.Errorf("camera %q: %s entry %s: %w", cam, key, m.ID, errNoFrame)
+		}
+		out = append(out, AudioFrame{ID: id, Data: strBytes(raw)})
+	}
+	return out, nil
+}
