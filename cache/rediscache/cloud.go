@@ -179,8 +179,11 @@ func (c *Cache) Layout(ctx context.Context, cam string) (Layout, error) {
 		return c.lay.layout, nil
 	}
 	cl, err := c.cloud(ctx, cam)
-	if err != nil || cl != nil {
-		return LayoutCloud, err
+	switch {
+	case err != nil:
+		return LayoutDetect, err
+	case cl != nil:
+		return LayoutCloud, nil
 	}
 	c.lay.mu.Lock()
 	defer c.lay.mu.Unlock()
