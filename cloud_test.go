@@ -1,8 +1,10 @@
 package chrysalis_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,14 +83,16 @@ func TestCloudLayoutSDKWriter(t *testing.T) {
 				t.Fatalf("past: %d frames, ffmpeg %d, want one per entry (100)", len(got), len(ref))
 			}
 			checkPSNR(t, got, ref, 0, 40)
-			// Each frame is labelled with its own entry. Not checked with
-			// B-frames: the layout has no presentation times, and the
-			// decoder's output frames do not keep the (decode-order) PTS of
-			// their own packets, so labels are off by the reorder delay
-			// (documented on rediscache.Layout).
-			for i, img := range got {
-				if tc.clip != "bframes720.mp4" && img.ID != ids[i] {
-					t.Fatalf("past frame %d labelled %v, want entry %v", i, img.ID, ids[i])
+			// Each frame is labelled with its own entry: display frame j
+			// is the packet with the j-th smallest PTS in ffprobe's list.
+			order := make([]int, len(clip.Packets))
+			for i := range order {
+				order[i] = i
+			}
+			slices.SortFunc(order, func(a, b int) int { return cmp.Compare(clip.Packets[a].PTS, clip.Packets[b].PTS) })
+			for j, img := range got {
+				if img.ID != ids[order[j]] {
+					t.Fatalf("past frame %d labelled %v, want entry %d (%v)", j, img.ID, order[j], ids[order[j]])
 				}
 			}
 

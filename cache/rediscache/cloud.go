@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,13 +33,14 @@ import (
 //   - keyframes carry their parameter sets as Annex B Extradata and the
 //     SPS's Width, Height and PixFmt, so a decoder is made from the packet
 //     itself;
-//   - PTS = DTS = ms*1000 + seq in a 1 µs time base: unique per entry and
-//     increasing, so decoded frames are matched to their packets. The
-//     layout has no presentation times: with B-frames the images come out
-//     right and in display order, but FFmpeg's H.264 decoder does not
-//     hand back the decode-order PTS of each picture's own packet, so an
-//     image's ID and Time can be a neighbour's (within the reorder delay);
-//     live cameras in this layout rarely use B-frames;
+//   - PTS = ms*1000 + seq in a 1 µs time base, unique per entry, and DTS
+//     unset (AV_NOPTS_VALUE): the decoder then hands each picture back with
+//     its own packet's PTS (with a DTS equal to the PTS, FFmpeg's
+//     best-effort timestamp took the decode-order DTS instead, mislabelling
+//     B-frames), so every image is labelled with its own entry. The layout
+//     has no presentation times: an image's Time is its entry's
+//     millisecond, which with B-frames is its decode time, so Past's
+//     images, in display order, do not have increasing Times there;
 //   - Number is 0: readers cannot tell a gap by packet numbers and decode
 //     across one (the edge layout numbers its packets);
 //   - Stats.Keyframes is 0 (there is no index to count).
@@ -121,6 +123,9 @@ func (c *Cache) CloudStreamKey(cam string) string { return c.lay.key(c.lay.video
 
 // CloudAudioKey is camera cam's audio stream key in the cloud layout.
 func (c *Cache) CloudAudioKey(cam string) string { return c.lay.key(c.lay.audio, cam) }
+
+// noPTS is FFmpeg's AV_NOPTS_VALUE: the cloud layout has no decode times.
+const noPTS = math.MinInt64
 
 // cloudCam reads and writes one camera in the cloud layout.
 type cloudCam struct {
@@ -207,7 +212,7 @@ func (cc *cloudCam) packet(m redis.XMessage) (cache.Packet, error) {
 	p := cache.Packet{ID: id, Timestamp: int64(id.MS), Data: data, CodecName: annexb.Detect(data), FrameType: "P",
 		TimeBase: 1e-6, DeviceID: cc.cam, Keyframe: annexb.Keyframe(data)}
 	p.PTS = int64(id.MS)*1000 + int64(id.Seq)
-	p.DTS = p.PTS
+	p.DTS = noPTS
 	if p.CodecName == "" {
 		p.CodecName = annexb.H264
 	}
