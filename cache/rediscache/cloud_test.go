@@ -81,6 +81,9 @@ func TestCloudLayoutChoice(t *testing.T) {
 	if err != nil || !slices.Contains(cams, "input_rtmp_stream") || !slices.Contains(cams, "edgecam") {
 		t.Fatalf("Cameras = %v err %v", cams, err)
 	}
+	if st, err := dial(t, srv.URL(), rediscache.ConnOptions{Layout: "Cloud"}).Stats(ctx, "any"); err != nil || st.Frames != 100 {
+		t.Fatalf("layout spelled Cloud: %+v err %v", st, err)
+	}
 	if _, err := dial(t, srv.URL(), rediscache.ConnOptions{Layout: rediscache.LayoutEdge}).Stats(ctx, "any"); !errors.Is(err, cache.ErrUnknownCamera) {
 		t.Fatalf("edge layout reading a cloud-only camera: %v, want ErrUnknownCamera", err)
 	}

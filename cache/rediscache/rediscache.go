@@ -139,9 +139,11 @@ func Dial(ctx context.Context, co ConnOptions, o Options) (*Cache, error) {
 	if o.CloudStream == "" {
 		o.CloudStream = co.StreamKey
 	}
-	if _, err := ParseLayout(string(o.Layout)); err != nil {
+	l, err := ParseLayout(string(o.Layout))
+	if err != nil {
 		return nil, err
 	}
+	o.Layout = l
 	rdb, err := NewClient(co)
 	if err != nil {
 		return nil, err
