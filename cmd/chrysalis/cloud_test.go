@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -112,5 +117,54 @@ func TestCloudLayoutCLIIngest(t *testing.T) {
 		if err != nil || json.Unmarshal(out, &p) != nil || p.Frames != 100 || p.Codec != "h264" || p.Width != 1280 {
 			t.Fatalf("probe %v: %v %s", layout, err, out)
 		}
+	}
+}
+
+// TestCloudLayoutWatch: the watch server reads a cloud-layout cache
+// (probe and screenshot through its API) when given --layout and
+// --stream-key.
+func TestCloudLayoutWatch(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	testclip.LoadAnnexB(t, "clip720.mp4").WriteCloud(t, rdb, "node_gate", clipT0, 40)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ingestTestBinary(t), "watch", "--camera", "gate", "--http", "127.0.0.1:0", "--redis-url", srv.URL(),
+		"--layout", "cloud", "--stream-key", "node_{camera}")
+	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL=")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	i := strings.Index(line, "http://")
+	if err != nil || i < 0 {
+		t.Fatalf("no URL printed: %v %q; stderr %s", err, line, stderr.String())
+	}
+	base := strings.TrimSuffix(strings.Fields(line[i:])[0], "/")
+	get := func(path string) (int, []byte) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	code, body := get("/api/probe/gate")
+	var p chrysalis.Probe
+	if err := json.Unmarshal(body, &p); code != 200 || err != nil || p.Frames != 100 || p.Codec != "h264" || p.Width != 1280 {
+		t.Fatalf("probe: %d %s", code, body)
+	}
+	if code, body := get("/api/screenshot/gate?at=" + strconv.FormatInt(clipT0+70*40, 10)); code != 200 || len(body) < 1000 {
+		t.Fatalf("screenshot: %d, %d bytes", code, len(body))
 	}
 }
