@@ -1,5 +1,6 @@
 // Package chrysalis is the client SDK of Chrysalis Go: it reads a camera's
-// frame cache (Redis Streams in the Chrysalis edge proxy's layout, or the
+// frame cache (Redis Streams in the Chrysalis edge proxy's layout or in the
+// Chrysalis Cloud streaming node's, which the Python SDK read; or the
 // in-process cache) and decodes it into images, BGR24 by default.
 //
 // Per camera it offers what the Chrysalis Python SDK did, properly in Go:
@@ -56,7 +57,9 @@ func New(c cache.Cache, o Options) *Client {
 // DialRedis connects to Redis (URL with password/ACL, rediss:// with a CA
 // file or *tls.Config, or sentinel/cluster addresses) and checks the
 // connection. Failures wrap ErrAuth, ErrTLS or ErrUnreachable. go-redis
-// retries internally; DialRedis adds no retries of its own.
+// retries internally; DialRedis adds no retries of its own. co.Layout and
+// co.StreamKey choose the key layout (default: detected per camera); see
+// rediscache.Layout.
 func DialRedis(ctx context.Context, co rediscache.ConnOptions, o Options) (*Client, error) {
 	rc, err := rediscache.Dial(ctx, co, rediscache.Options{Logger: o.Logger})
 	if err != nil {

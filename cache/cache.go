@@ -5,7 +5,9 @@
 // Two implementations share one contract (see package cachetest):
 //   - [Memory], the in-process cache, the embedded default;
 //   - package cache/rediscache, Redis Streams in the Chrysalis edge proxy's
-//     layout, so caches written by the edge proxy can be read and ours by it.
+//     layout, so caches written by the edge proxy can be read and ours by it,
+//     or in the Chrysalis Cloud streaming node's layout (what the Python SDK
+//     read), chosen or detected per camera.
 //
 // Ownership: a Packet's Data passed to Append belongs to the cache from then
 // on; the caller must not modify it. Packets returned by reads share their

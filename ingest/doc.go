@@ -1,7 +1,10 @@
 // Package ingest is the streaming node: it demuxes a camera or any FFmpeg
 // input with go-astiav and writes the encoded VIDEO packets, without
 // decoding them, into a [cache.Cache] (Redis Streams in the edge proxy's
-// layout, or the in-process cache).
+// layout or the Chrysalis Cloud node's, or the in-process cache). For a
+// cache that stores Annex B (the cloud layout, see AnnexBCache) the packets
+// are converted with FFmpeg's mp4toannexb filters and the first AAC audio
+// stream is written too, as ADTS (see AudioCache).
 //
 // Inputs:
 //   - RTMP pushed by a camera to us: Config.Listen with

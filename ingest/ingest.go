@@ -40,6 +40,7 @@ type Ingest struct {
 	packets, keyframes, written, dropped, skipped atomic.Int64
 	reconnects, loops, codecWrites, buffered      atomic.Int64
 	cacheErrors                                   atomic.Int64
+	audioWritten, audioDropped                    atomic.Int64
 	connected                                     atomic.Bool
 	lastPacket                                    atomic.Int64 // unix ms, wall clock (Config.Now)
 	lastErr                                       atomic.Pointer[string]
@@ -82,6 +83,9 @@ type Stats struct {
 	LastPacket time.Time
 	// LastError is the most recent input or cache error ("" if none).
 	LastError string
+	// AudioWritten and AudioDropped count the audio frames written to an
+	// AudioCache and those it did not take in time (see AudioCache).
+	AudioWritten, AudioDropped int64
 }
 
 // New validates cfg and returns an Ingest writing into c. It does not open
@@ -108,6 +112,7 @@ func (in *Ingest) Stats() Stats {
 		Dropped: in.dropped.Load(), Skipped: in.skipped.Load(), Reconnects: in.reconnects.Load(),
 		Loops: in.loops.Load(), CodecWrites: in.codecWrites.Load(), CacheErrors: in.cacheErrors.Load(),
 		Buffered: in.buffered.Load(), Connected: in.connected.Load(),
+		AudioWritten: in.audioWritten.Load(), AudioDropped: in.audioDropped.Load(),
 	}
 	if ms := in.lastPacket.Load(); ms != 0 {
 		s.LastPacket = time.UnixMilli(ms)

@@ -304,6 +304,14 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 	in.log.Log(ctx, lv, "input open", "input", in.input, "codec", cur.Name, "width", cur.Width, "height", cur.Height,
 		"pix_fmt", cur.PixFmt, "extradata", len(cur.Extradata))
 
+	ab, err := in.newAnnexBFilter(ctx, cp, tb)
+	if err != nil {
+		return res, err
+	}
+	defer ab.free()
+	aw := in.newAudioWriter(intr.FC, ab != nil)
+	var vref videoRef
+
 	pkt := astiav.AllocPacket()
 	if pkt == nil {
 		return res, errors.New("allocating a packet failed")
@@ -329,6 +337,7 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 			return res, fail("read", err)
 		}
 		if pkt.StreamIndex() != vidx {
+			aw.write(ctx, pkt, vref)
 			pkt.Unref()
 			continue
 		}
@@ -341,7 +350,17 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 			continue
 		}
 		gotKey = true
+		// The audio is placed against the demuxer's own timestamps (not
+		// the repaired, loop-offset ones), which both streams share.
+		rawSec := float64(pkt.Dts()) * tb.Float64()
 		p := in.packet(pkt, key, cp, tb, st)
+		if ab != nil {
+			var cerr error
+			if p.Data, cerr = ab.convert(pkt); cerr != nil {
+				pkt.Unref()
+				return res, cerr
+			}
+		}
 		pkt.Unref()
 		if err := in.pace(ctx, st); err != nil {
 			return res, err
@@ -353,6 +372,7 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 				"off_by", (time.Duration(ms-now.UnixMilli()) * time.Millisecond).String())
 		}
 		p.Timestamp = ms
+		vref = videoRef{sec: rawSec, ms: ms, ok: true}
 		in.number++
 		p.Number = in.number
 		if key {

@@ -6,7 +6,10 @@
 //	codec_video_info<cam>     string: <VideoCodec protobuf>
 //	last_access_time_<cam>    hash:   last_query (ms), proxy_rtmp, store
 //
-// Caches written by the edge proxy can be read, and ours by it.
+// Caches written by the edge proxy can be read, and ours by it. The
+// Chrysalis Cloud streaming node's layout (what the Python SDK read) is the
+// second layout, chosen by Options.Layout or detected per camera: see
+// Layout.
 package rediscache
 
 import (
@@ -60,6 +63,17 @@ type Options struct {
 	// that reads make (the edge proxy uses it to know a camera is watched).
 	// Default 1s; negative disables it.
 	TouchEvery time.Duration
+	// Layout is the key layout: LayoutEdge, LayoutCloud, or LayoutDetect
+	// (the default, "") to pick per camera the layout whose key exists.
+	Layout Layout
+	// CloudStream is the cloud layout's video stream key; a "{camera}" in
+	// it is replaced by the camera id, so several cameras can share one
+	// Redis. Without it, every camera id reads the one stream (one camera
+	// per Redis, as the Python SDK had). Default "input_rtmp_stream".
+	CloudStream string
+	// CloudAudioStream is the cloud layout's audio stream key, with the
+	// same "{camera}" rule. Default "input_rtmp_audio_stream".
+	CloudAudioStream string
 }
 
 // Cache is the Redis frame cache. Safe for concurrent use.
@@ -73,6 +87,8 @@ type Cache struct {
 	lastMS  map[string]uint64
 	firstMS map[string]uint64 // queue's first ms after the last append (MAXLEN)
 	closed  bool
+
+	lay layouts
 }
 
 var _ cache.Cache = (*Cache)(nil)
@@ -85,7 +101,9 @@ func New(rdb redis.UniversalClient, o Options) *Cache {
 	if o.TouchEvery == 0 {
 		o.TouchEvery = time.Second
 	}
-	return &Cache{rdb: rdb, opts: o, touched: map[string]time.Time{}, lastMS: map[string]uint64{}, firstMS: map[string]uint64{}}
+	c := &Cache{rdb: rdb, opts: o, touched: map[string]time.Time{}, lastMS: map[string]uint64{}, firstMS: map[string]uint64{}}
+	c.lay.init(&c.opts)
+	return c
 }
 
 // ConnOptions says how to reach Redis. URL is redis://[user:pass@]host:port/db
@@ -103,12 +121,29 @@ type ConnOptions struct {
 	Username   string
 	Password   string
 	DB         int
+	// Layout and StreamKey say what the server holds: they fill
+	// Options.Layout and Options.CloudStream when those are empty (so
+	// callers that pass only ConnOptions, like chrysalis.DialRedis, can
+	// choose them). Default: detect; "input_rtmp_stream".
+	Layout    Layout
+	StreamKey string
 }
 
 // Dial connects and checks the connection with PING, classifying failures
 // as ErrAuth, ErrTLS or ErrUnreachable. go-redis retries internally; Dial
 // does not add retries of its own.
 func Dial(ctx context.Context, co ConnOptions, o Options) (*Cache, error) {
+	if o.Layout == LayoutDetect {
+		o.Layout = co.Layout
+	}
+	if o.CloudStream == "" {
+		o.CloudStream = co.StreamKey
+	}
+	l, err := ParseLayout(string(o.Layout))
+	if err != nil {
+		return nil, err
+	}
+	o.Layout = l
 	rdb, err := NewClient(co)
 	if err != nil {
 		return nil, err
@@ -222,6 +257,11 @@ func isIDTooSmall(err error) bool {
 // If the streams already hold a later id (the clock stepped back, or
 // another writer), it falls back to server-assigned ids ("*").
 func (c *Cache) Append(ctx context.Context, cam string, p *cache.Packet) (cache.ID, error) {
+	if cl, err := c.cloud(ctx, cam); err != nil {
+		return cache.ID{}, err
+	} else if cl != nil {
+		return cl.Append(ctx, p)
+	}
 	ms := uint64(p.Timestamp)
 	if p.Timestamp <= 0 {
 		ms = uint64(time.Now().UnixMilli())
@@ -329,8 +369,14 @@ func toPB(cam string, p *cache.Packet) *pb.VideoFrame {
 	}
 }
 
-// SetCodec implements cache.Cache.
+// SetCodec implements cache.Cache (a no-op for a camera in the cloud
+// layout, which has no codec key).
 func (c *Cache) SetCodec(ctx context.Context, cam string, cd cache.Codec) error {
+	if cl, err := c.cloud(ctx, cam); err != nil {
+		return err
+	} else if cl != nil {
+		return nil // the cloud layout keeps the parameters in-band only
+	}
 	b, err := proto.Marshal(&pb.VideoCodec{
 		Name: cd.Name, Width: int32(cd.Width), Height: int32(cd.Height), PixFmt: cd.PixFmt,
 		Extradata: cd.Extradata, ExtradataSize: int32(len(cd.Extradata)), LongName: cd.LongName,
@@ -349,6 +395,11 @@ func (c *Cache) SetCodec(ctx context.Context, cam string, cd cache.Codec) error 
 
 // Codec implements cache.Cache.
 func (c *Cache) Codec(ctx context.Context, cam string) (cache.Codec, error) {
+	if cl, err := c.cloud(ctx, cam); err != nil {
+		return cache.Codec{}, err
+	} else if cl != nil {
+		return cl.Codec(ctx)
+	}
 	s, err := c.rdb.Get(ctx, CodecKey(cam)).Result()
 	if errors.Is(err, redis.Nil) {
 		return cache.Codec{}, &cache.CameraError{Camera: cam, Err: cache.ErrUnknownCamera}
@@ -439,6 +490,11 @@ func startStr(id cache.ID) string {
 
 // Range implements cache.Cache.
 func (c *Cache) Range(ctx context.Context, cam string, start, end cache.ID, count int64) ([]cache.Packet, error) {
+	if cl, err := c.cloud(ctx, cam); err != nil {
+		return nil, err
+	} else if cl != nil {
+		return cl.Range(ctx, start, end, count)
+	}
 	c.touch(ctx, cam)
 	var msgs []redis.XMessage
 	var err error
@@ -460,6 +516,11 @@ func (c *Cache) Range(ctx context.Context, cam string, start, end cache.ID, coun
 
 // RevRange implements cache.Cache.
 func (c *Cache) RevRange(ctx context.Context, cam string, end, start cache.ID, count int64) ([]cache.Packet, error) {
+	if cl, err := c.cloud(ctx, cam); err != nil {
+		return nil, err
+	} else if cl != nil {
+		return cl.RevRange(ctx, end, start, count)
+	}
 	c.touch(ctx, cam)
 	var msgs []redis.XMessage
 	var err error
@@ -539,6 +600,11 @@ func msGroups(idx []redis.XMessage) (ms []uint64, n []int, err error) {
 
 // Keyframes implements cache.Cache.
 func (c *Cache) Keyframes(ctx context.Context, cam string, start, end cache.ID, count int64) ([]cache.Packet, error) {
+	if cl, err := c.cloud(ctx, cam); err != nil {
+		return nil, err
+	} else if cl != nil {
+		return cl.Keyframes(ctx, start, end, count)
+	}
 	c.touch(ctx, cam)
 	// Index entries sort at or before their packet. The walk starts one
 	// index millisecond before start's, so that a keyframe whose packet
@@ -636,6 +702,11 @@ const keyframeScanLimit = 4096
 // index instead, which is exact for writers that add an index entry in the
 // same millisecond as its packet.
 func (c *Cache) KeyframeAtOrBefore(ctx context.Context, cam string, at cache.ID) (cache.Packet, error) {
+	if cl, err := c.cloud(ctx, cam); err != nil {
+		return cache.Packet{}, err
+	} else if cl != nil {
+		return cl.KeyframeAtOrBefore(ctx, at)
+	}
 	c.touch(ctx, cam)
 	res, err := keyframeBefore.Run(ctx, c.rdb, []string{QueueKey(cam)}, endStr(at), keyframeScanLimit).Slice()
 	switch {
@@ -729,6 +800,11 @@ func (c *Cache) keyframeAtOrBeforeIndex(ctx context.Context, cam string, at cach
 
 // ReadAfter implements cache.Cache with XREAD [BLOCK].
 func (c *Cache) ReadAfter(ctx context.Context, cam string, after cache.ID, count int64, block time.Duration) ([]cache.Packet, error) {
+	if cl, err := c.cloud(ctx, cam); err != nil {
+		return nil, err
+	} else if cl != nil {
+		return cl.ReadAfter(ctx, after, count, block)
+	}
 	c.touch(ctx, cam)
 	a := &redis.XReadArgs{Streams: []string{QueueKey(cam), after.String()}, Count: count, Block: -1}
 	if block > 0 {
@@ -757,6 +833,11 @@ func (c *Cache) ReadAfter(ctx context.Context, cam string, after cache.ID, count
 
 // Stats implements cache.Cache (one round trip).
 func (c *Cache) Stats(ctx context.Context, cam string) (cache.Stats, error) {
+	if cl, err := c.cloud(ctx, cam); err != nil {
+		return cache.Stats{}, err
+	} else if cl != nil {
+		return cl.Stats(ctx)
+	}
 	pipe := c.rdb.Pipeline()
 	n := pipe.XLen(ctx, QueueKey(cam))
 	k := pipe.XLen(ctx, IndexKey(cam))
@@ -784,8 +865,19 @@ func (c *Cache) Stats(ctx context.Context, cam string) (cache.Stats, error) {
 }
 
 // Cameras implements cache.Cache by scanning codec_video_info* keys (on
-// every master of a cluster).
+// every master of a cluster), and the cloud layout's stream keys (see
+// Options.CloudStream) unless the layout is LayoutEdge.
 func (c *Cache) Cameras(ctx context.Context) ([]string, error) {
+	var cloud []string
+	switch c.lay.layout {
+	case LayoutCloud:
+		return c.cloudCameras(ctx)
+	case LayoutDetect:
+		var err error
+		if cloud, err = c.cloudCameras(ctx); err != nil {
+			return nil, err
+		}
+	}
 	seen := map[string]bool{}
 	var mu sync.Mutex
 	scan := func(ctx context.Context, cl *redis.Client) error {
@@ -812,6 +904,9 @@ func (c *Cache) Cameras(ctx context.Context) ([]string, error) {
 	}
 	if err != nil {
 		return nil, Classify(err)
+	}
+	for _, k := range cloud {
+		seen[k] = true
 	}
 	out := make([]string, 0, len(seen))
 	for k := range seen {

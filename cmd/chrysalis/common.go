@@ -15,9 +15,11 @@ import (
 
 	"github.com/asticode/go-astiav"
 	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 )
 
 // setupLogging returns the CLI's logger (stderr, text) and routes go-redis's
@@ -148,4 +150,28 @@ func writeImage(path string, img *chrysalis.ChImage) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// layoutFlags choose the Redis key layout (rediscache.Layout): --layout
+// edge|cloud (default: detected per camera) and the cloud layout's
+// --stream-key.
+type layoutFlags struct {
+	layout    string
+	streamKey string
+}
+
+func (f *layoutFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&f.layout, "layout", os.Getenv("CHRYSALIS_LAYOUT"),
+		"Redis key layout: edge (the edge proxy's) or cloud (the Chrysalis Cloud node's, as the Python SDK read); default: detected per camera (env CHRYSALIS_LAYOUT)")
+	c.Flags().StringVar(&f.streamKey, "stream-key", "",
+		`cloud layout: the video stream key; "{camera}" in it is replaced by --camera, so cameras can share a Redis (default "input_rtmp_stream": one camera per Redis, any --camera reads it)`)
+}
+
+// connOptions builds the connection options from the Redis flags.
+func (f *redisFlags) connOptions() (rediscache.ConnOptions, error) {
+	l, err := rediscache.ParseLayout(f.layout)
+	if err != nil {
+		return rediscache.ConnOptions{}, usagef("bad --layout %q: want edge or cloud (or leave it out to detect)", f.layout)
+	}
+	return rediscache.ConnOptions{URL: f.url, TLSCAFile: f.tlsCA, Layout: l, StreamKey: f.streamKey}, nil
 }

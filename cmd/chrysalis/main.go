@@ -112,12 +112,14 @@ func noArgs(cmd *cobra.Command, args []string) error {
 type redisFlags struct {
 	url   string
 	tlsCA string
+	layoutFlags
 }
 
 func (f *redisFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.url, "redis-url", os.Getenv("CHRYSALIS_REDIS_URL"),
 		"Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS (env CHRYSALIS_REDIS_URL)")
 	c.Flags().StringVar(&f.tlsCA, "tls-ca", "", "PEM CA certificate file to verify a rediss:// server")
+	f.layoutFlags.register(c)
 }
 
 func (f *redisFlags) dial(ctx context.Context, o rediscache.Options) (*rediscache.Cache, error) {
@@ -127,5 +129,9 @@ func (f *redisFlags) dial(ctx context.Context, o rediscache.Options) (*rediscach
 	if err := checkRedisURL(f.url); err != nil {
 		return nil, err
 	}
-	return rediscache.Dial(ctx, rediscache.ConnOptions{URL: f.url, TLSCAFile: f.tlsCA}, o)
+	co, err := f.connOptions()
+	if err != nil {
+		return nil, err
+	}
+	return rediscache.Dial(ctx, co, o)
 }

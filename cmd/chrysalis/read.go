@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
-	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 )
 
 // readFlags are shared by the commands that read a camera.
@@ -45,9 +44,14 @@ func (f *readFlags) open(ctx context.Context) (*chrysalis.Client, func(), error)
 		resetLog()
 		return nil, nil, err
 	}
+	co, err := f.connOptions()
+	if err != nil {
+		resetLog()
+		return nil, nil, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	cl, err := chrysalis.DialRedis(dctx, rediscache.ConnOptions{URL: f.url, TLSCAFile: f.tlsCA}, chrysalis.Options{Logger: log})
+	cl, err := chrysalis.DialRedis(dctx, co, chrysalis.Options{Logger: log})
 	if err != nil {
 		resetLog()
 		return nil, nil, err
