@@ -68,7 +68,8 @@ func prefixLen(got, want [][]byte) int {
 // ingest started has exited once Run returned.
 func leakCheck(t *testing.T) {
 	t.Helper()
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	before := goleak.IgnoreCurrent() // the goroutines running now, not at cleanup
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 }
 
 // TestFileByteExact: a file read once caches each of its video packets
