@@ -6,7 +6,10 @@ import (
 	"errors"
 	"math"
 	"os"
+	"runtime"
 	"slices"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,7 +105,10 @@ func TestLatestStatic(t *testing.T) {
 }
 
 // Latest under a consumer that sleeps 200 ms per frame on a 25 fps live
-// feed: every frame is newer than the last and frame age stays bounded.
+// feed: every frame is the newest packet in the cache when WaitLatest was
+// called (or newer), and frame age stays within 2x the README's figures
+// for this measure (p50 26 ms, p99 47 ms at 720p, measured on a quiet
+// machine by bench LiveFrameAge).
 func TestLatestSlowConsumer(t *testing.T) {
 	clip := testclip.Load(t, "clip720.mp4")
 	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
@@ -114,10 +120,15 @@ func TestLatestSlowConsumer(t *testing.T) {
 	live := clip.Live(t, mc, "live", 0)
 	cam := cl.Camera("live", chrysalis.CameraOptions{})
 	defer cam.Close()
+	share := cpuShare(t, ctx)
 	var ages []time.Duration
 	var last time.Time
-	deadline := time.Now().Add(4 * time.Second)
+	deadline := time.Now().Add(6 * time.Second)
 	for time.Now().Before(deadline) {
+		newest, err := mc.RevRange(ctx, "live", cache.MaxID, cache.MinID, 1)
+		if err != nil || len(newest) != 1 {
+			t.Fatalf("newest packet: %v %v", newest, err)
+		}
 		img, err := cam.WaitLatest(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -126,20 +137,36 @@ func TestLatestSlowConsumer(t *testing.T) {
 		if !img.Time.After(last) {
 			t.Fatalf("frame %v not newer than %v", img.Time, last)
 		}
+		if img.ID.Compare(newest[0].ID) < 0 {
+			t.Fatalf("WaitLatest returned frame %v; packet %v was already in the cache when it was called", img.ID, newest[0].ID)
+		}
 		last = img.Time
 		img.Release()
 		time.Sleep(200 * time.Millisecond)
 	}
 	live.Stop()
-	slices.Sort(ages)
-	p50, p99 := ages[len(ages)/2], ages[int(math.Ceil(float64(len(ages))*0.99))-1]
+	sh := share()
+	p50, p99 := percentile(ages, 50), percentile(ages, 99)
 	st := cam.Stats()
-	t.Logf("latest under a 200 ms/frame consumer: %d frames, age p50 %v p99 %v; decoded %d, converted %d, jumps %d",
-		len(ages), p50, p99, st.Decoded, st.Converted, st.Jumps)
-	// One frame interval (40 ms) plus decode of at most one GOP; generous
-	// for a shared 2-core machine under -race.
-	if p99 > 300*time.Millisecond {
-		t.Fatalf("frame age p99 %v: latency builds up", p99)
+	t.Logf("latest under a 200 ms/frame consumer: %d frames, age p50 %v p99 %v; decoded %d, converted %d, jumps %d; "+
+		"this process got %.2f of a CPU (median)", len(ages), p50.Round(time.Microsecond), p99.Round(time.Microsecond),
+		st.Decoded, st.Converted, st.Jumps, sh)
+	// 2x the README's p50 and p99 (26 and 47 ms): about one frame interval
+	// plus the decode of what arrived since the last call. A GOP decoded
+	// per call, or latency building up, is past them (a frame too old is
+	// caught exactly above). The README's figures are from a quiet machine;
+	// on a loaded one the decode takes longer, so the bounds are divided by
+	// the CPU share measured during the run: 1 when quiet, where they are
+	// exactly 2x the README's.
+	if lim := time.Duration(float64(52*time.Millisecond) / sh); p50 > lim {
+		t.Errorf("frame age p50 %v, want at most %v (2x the README's 26 ms, over a CPU share of %.2f)", p50, lim.Round(time.Millisecond), sh)
+	}
+	if lim := time.Duration(float64(94*time.Millisecond) / sh); p99 > lim {
+		t.Errorf("frame age p99 %v, want at most %v (2x the README's 47 ms, over a CPU share of %.2f)", p99, lim.Round(time.Millisecond), sh)
+	}
+	// Each packet is decoded at most once: no GOP is decoded again per call.
+	if cs, err := mc.Stats(ctx, "live"); err != nil || st.Decoded > cs.Frames {
+		t.Errorf("decoded %d packets of the %d the camera sent (%v): some more than once", st.Decoded, cs.Frames, err)
 	}
 	if st.Converted != int64(len(ages)) {
 		t.Fatalf("converted %d images for %d returned: only the newest frame should be converted", st.Converted, len(ages))
@@ -363,4 +390,60 @@ func TestErrors(t *testing.T) {
 		}
 		t.Logf("unreachable reported after %v", time.Since(start))
 	})
+}
+
+// percentile returns the p-th percentile (nearest rank) of ds, sorting it.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[max(int(math.Ceil(float64(len(ds))*p/100))-1, 0)]
+}
+
+// cpuShare measures, until the returned function is called, the share of
+// a CPU this process's threads get: a goroutine locked to its thread spins
+// 2 ms every 20 ms and compares the thread's CPU time (getrusage
+// RUSAGE_THREAD) with the wall time. On a quiet machine the share is 1; on
+// a 2-core machine with 8 runnable threads it is about 0.25. The returned
+// function stops the probe and returns the median share.
+func cpuShare(t *testing.T, ctx context.Context) func() float64 {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan float64, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		const rusageThread = 1 // RUSAGE_THREAD (Linux)
+		cpu := func() time.Duration {
+			var ru syscall.Rusage
+			if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+				return 0
+			}
+			return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+		var shares []float64
+		for ctx.Err() == nil {
+			w0, c0 := time.Now(), cpu()
+			for time.Since(w0) < 2*time.Millisecond {
+			}
+			if wall := time.Since(w0); wall > 0 {
+				shares = append(shares, min(1, float64(cpu()-c0)/float64(wall)))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if len(shares) == 0 {
+			done <- 1
+			return
+		}
+		slices.Sort(shares)
+		done <- shares[len(shares)/2]
+	}()
+	var once sync.Once
+	share := 1.0
+	stop := func() float64 {
+		once.Do(func() { cancel(); share = <-done })
+		return share
+	}
+	t.Cleanup(func() { stop() })
+	return stop
 }
