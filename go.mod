@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/asticode/go-astiav v0.16.0
+	github.com/bluenviron/gortsplib/v4 v4.12.3
 	github.com/chromedp/chromedp v0.23.0
 	github.com/redis/go-redis/v9 v9.17.3
 	github.com/reugn/go-streams v0.13.0
@@ -18,7 +19,6 @@ require (
 
 require (
 	github.com/asticode/go-astikit v0.42.0 // indirect
-	github.com/bluenviron/gortsplib/v4 v4.12.3 // indirect
 	github.com/bluenviron/mediacommon v1.14.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect
@@ -33,7 +33,6 @@ require (
 	github.com/pion/sdp/v3 v3.0.10 // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
-	github.com/stretchr/testify v1.10.0 // indirect
 	golang.org/x/net v0.34.0 // indirect
 	golang.org/x/sys v0.46.0 // indirect
 )
