@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/av"
 	"github.com/chryscloud/chrysalis-go/internal/decode"
@@ -34,6 +36,10 @@ type CameraOptions struct {
 	// threading delays each frame by threads-1 packets, which is latency a
 	// live reader does not want.
 	LiveThreads int
+	// LiveIdle is how long the live follower (see Latest) keeps decoding
+	// after the last Latest or WaitLatest call. Default DefaultLiveIdle
+	// (10 s).
+	LiveIdle time.Duration
 	// HWDevice asks for hardware decoding ("cuda", "vaapi"); when no device
 	// is present the decoder logs one line and falls back to software.
 	HWDevice string
@@ -74,12 +80,14 @@ type Camera struct {
 	o   CameraOptions
 	log *slog.Logger
 
-	pos  uint64   // presentation ms of the newest frame Latest returned
-	seen cache.ID // newest entry Latest looked at
-	live *decode.Session
-	shot *decode.Session
-	hold av.FrameRef // the newest frame Latest decoded, unconverted
-	pool ImagePool
+	pos      uint64   // KeyframesOnly: presentation ms of the newest frame Latest returned
+	seen     cache.ID // KeyframesOnly: newest entry Latest looked at
+	follower *follower
+	last     frameKey          // the newest frame Latest returned
+	take     av.FrameRef       // Latest's own reference to the follower's frame
+	conv     *decode.Converter // Latest's conversions
+	shot     *decode.Session
+	pool     ImagePool
 
 	n     decode.Counters
 	jumps atomic.Int64
@@ -93,9 +101,12 @@ func (c *Client) Camera(id string, o CameraOptions) *Camera {
 	if o.LiveThreads == 0 {
 		o.LiveThreads = 1
 	}
+	if o.LiveIdle <= 0 {
+		o.LiveIdle = DefaultLiveIdle
+	}
 	cam := &Camera{cl: c, id: id, o: o, log: o.Logger.With("camera", id)}
-	cam.live = cam.session(o.LiveThreads)
 	cam.shot = cam.session(1)
+	cam.conv = decode.NewConverter(cam.sessionOptions(0))
 	return cam
 }
 
@@ -110,9 +121,12 @@ func (c *Camera) Stats() CameraStats {
 
 // Close releases the decoders. Idempotent.
 func (c *Camera) Close() error {
-	c.live.Close()
+	if c.follower != nil {
+		c.follower.close()
+	}
 	c.shot.Close()
-	c.hold.Free()
+	c.conv.Close()
+	c.take.Free()
 	return nil
 }
 
@@ -172,11 +186,13 @@ func (c *Camera) Probe(ctx context.Context) (Probe, error) {
 
 // session returns a decode session labelled with this camera, sharing its
 // counters and buffer pool.
-func (c *Camera) session(threads int) *decode.Session {
-	return decode.New(decode.Options{
+func (c *Camera) session(threads int) *decode.Session { return decode.New(c.sessionOptions(threads)) }
+
+func (c *Camera) sessionOptions(threads int) decode.Options {
+	return decode.Options{
 		Camera: c.id, Format: c.o.Format, Width: c.o.Width, Height: c.o.Height, Threads: threads,
 		HWDevice: c.o.HWDevice, Pool: &c.pool, Counters: &c.n, Logger: c.log, CodecInfo: c.codecInfo,
-	})
+	}
 }
 
 // codecInfo is the cache's codec info for the session (ok false: none).
@@ -190,13 +206,20 @@ func (c *Camera) codecInfo(ctx context.Context) (cache.Codec, bool, error) {
 
 // Latest returns the newest frame, decoded. It never returns a frame this
 // Camera already returned: when nothing newer arrived it returns (nil, nil),
-// "no new frame yet", which is not an error. A caller slower than the
-// camera skips ahead: GOPs that are already stale are not decoded at all
-// (it jumps to the newest keyframe), and inside the current GOP every packet
-// is decoded but only the newest frame is converted. A gap in the packets
-// (an outage, a trim) is never decoded across: the frame returned is from
-// the newest keyframe on. An empty cache is ErrEmpty. The image is the
-// caller's (see ChImage for Release).
+// "no new frame yet", which is not an error. An empty cache is ErrEmpty.
+// The image is the caller's (see ChImage for Release).
+//
+// The first call starts the camera's live follower: a goroutine that
+// decodes the stream ahead of the caller, every packet as it arrives from a
+// blocking cache read, keeping only the newest decoded frame unconverted
+// (it starts at the newest keyframe; GOPs that go stale while it is behind
+// are not decoded). Latest waits for its first catch-up, then converts the
+// newest frame and returns at once, so a slow caller gets a frame at most
+// one frame interval plus one conversion old. The follower stops at Close,
+// or after CameraOptions.LiveIdle without a Latest or WaitLatest call (the
+// next call starts it again), so a Camera used only for Past or Screenshot
+// costs nothing. A gap in the packets (an outage, a trim) is never decoded
+// across.
 func (c *Camera) Latest(ctx context.Context) (*ChImage, error) {
 	if c.o.KeyframesOnly {
 		kf, err := c.cl.cache.KeyframeAtOrBefore(ctx, c.id, cache.MaxID)
@@ -216,19 +239,8 @@ func (c *Camera) Latest(ctx context.Context) (*ChImage, error) {
 		}
 		return img, err
 	}
-	newest, err := c.cl.cache.RevRange(ctx, c.id, cache.MaxID, cache.MinID, 1)
-	if err != nil {
-		return nil, err
-	}
-	if len(newest) == 0 {
-		return nil, c.emptyOr(ctx, nil)
-	}
-	n := newest[0]
-	if fed, ok := c.live.Fed(); n.ID == c.seen && ok && fed.Compare(n.ID) >= 0 {
-		return nil, nil // nothing arrived since the last call
-	}
-	c.seen = n.ID
-	return c.decodeUpTo(ctx, n.ID)
+	img, _, err := c.latestLive(ctx)
+	return img, err
 }
 
 // emptyOr returns ErrEmpty (wrapped) when the camera has no packets, else
@@ -245,71 +257,30 @@ func (c *Camera) emptyOr(ctx context.Context, def error) error {
 // camera is an error.
 func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
 	for {
-		img, err := c.Latest(ctx)
+		if c.o.KeyframesOnly {
+			img, err := c.Latest(ctx)
+			if img != nil || (err != nil && !errors.Is(err, cache.ErrEmpty)) {
+				return img, err
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			// Block until anything newer than what Latest looked at arrives.
+			if _, err := c.cl.cache.ReadAfter(ctx, c.id, c.seen, 1, time.Second); err != nil && !errors.Is(err, cache.ErrUnknownCamera) {
+				return nil, err
+			}
+			continue
+		}
+		img, wake, err := c.latestLive(ctx)
 		if img != nil || (err != nil && !errors.Is(err, cache.ErrEmpty)) {
 			return img, err
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		// Block until anything newer than what Latest looked at arrives.
-		if _, err := c.cl.cache.ReadAfter(ctx, c.id, c.seen, 1, time.Second); err != nil && !errors.Is(err, cache.ErrUnknownCamera) {
-			return nil, err
+		select {
+		case <-wake: // a new frame, or an error
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
-}
-
-// decodeUpTo decodes the live session forward to target (jumping to the
-// newest keyframe when the session's position is in a stale GOP, or after
-// a gap) and converts only the newest frame that came out.
-func (c *Camera) decodeUpTo(ctx context.Context, target cache.ID) (*ChImage, error) {
-	s := c.live
-	kf, err := c.cl.cache.KeyframeAtOrBefore(ctx, c.id, target)
-	if errors.Is(err, cache.ErrNotFound) {
-		return nil, nil // only the tail of a trimmed GOP: nothing decodable yet
-	}
-	if err != nil {
-		return nil, err
-	}
-	fed, ok := s.Fed()
-	from := fed.Next()
-	if !ok || s.NeedsKeyframe() || fed.Compare(kf.ID) < 0 {
-		if ok {
-			c.jumps.Add(1) // the packets between are stale: never fetched
-		}
-		s.Jump()
-		from = kf.ID
-	}
-	pkts, err := c.cl.cache.Range(ctx, c.id, from, target, 0)
-	if err != nil {
-		return nil, err
-	}
-	c.hold.Unref()
-	defer c.hold.Unref()
-	var best cache.Packet
-	var bestMS uint64
-	keep := func(f *av.Frame, p cache.Packet) error {
-		if pm := decode.PresentationMS(p); pm > bestMS {
-			best, bestMS = p, pm
-			return c.hold.Ref(f)
-		}
-		return nil
-	}
-	for _, p := range pkts {
-		if err := s.Feed(ctx, p, keep); err != nil {
-			return nil, err
-		}
-	}
-	f := c.hold.Frame()
-	if f == nil || bestMS <= c.pos {
-		return nil, nil
-	}
-	img, err := s.Convert(f, best)
-	if err != nil {
-		return nil, err
-	}
-	c.pos = bestMS
-	return img, nil
 }
 
 // Screenshot returns the keyframe nearest before (or at) t, decoded, as the
@@ -392,43 +363,94 @@ func (c *Camera) past(ctx context.Context, start, end time.Time, yield func(*ChI
 	if c.o.KeyframesOnly {
 		return c.pastKeyframes(ctx, s, lo, hi, yield)
 	}
-	emit := func(f *av.Frame, p cache.Packet) error {
-		if p.ID.Compare(lo) < 0 || p.ID.Compare(hi) > 0 {
-			return nil // a reference frame before the window
-		}
-		img, err := s.Convert(f, p)
-		if err != nil {
-			return err
-		}
-		if !yield(img, nil) {
-			return errStop
-		}
-		return nil
-	}
 	from, err := c.windowStart(ctx, lo, hi)
 	if err != nil || from == nil {
 		return err
 	}
-	next := *from
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		pkts, err := c.cl.cache.Range(ctx, c.id, next, hi, pastPage)
-		if err != nil {
-			return err
-		}
-		for _, p := range pkts {
-			if err := s.Feed(ctx, p, emit); err != nil {
+	return c.pastPipeline(ctx, s, *from, lo, hi, yield)
+}
+
+// pastAhead is how many converted images Past keeps ready ahead of a
+// consumer that is slower than the decoder.
+const pastAhead = 4
+
+// pastPipeline runs Past's three stages at once: one goroutine fetches the
+// next page of packets while the current one decodes, a second decodes and
+// converts into a short queue, and the caller's goroutine yields. A
+// consumer slower than the decoder then finds the next image converted; a
+// faster one waits on the decoder, never on the cache round trip.
+func (c *Camera) pastPipeline(ctx context.Context, s *decode.Session, from, lo, hi cache.ID, yield func(*ChImage, error) bool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	gctx, stop := context.WithCancel(gctx)
+	defer stop()
+	pages := make(chan []cache.Packet, 1)
+	imgs := make(chan *ChImage, pastAhead)
+	g.Go(func() error {
+		defer close(pages)
+		for next := from; ; {
+			pkts, err := c.cl.cache.Range(gctx, c.id, next, hi, pastPage)
+			if err != nil {
 				return err
 			}
+			if len(pkts) > 0 {
+				select {
+				case pages <- pkts:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			if len(pkts) < pastPage {
+				return nil
+			}
+			next = pkts[len(pkts)-1].ID.Next()
 		}
-		if len(pkts) < pastPage {
-			break
+	})
+	g.Go(func() error {
+		defer close(imgs)
+		emit := func(f *av.Frame, p cache.Packet) error {
+			if p.ID.Compare(lo) < 0 || p.ID.Compare(hi) > 0 {
+				return nil // a reference frame before the window
+			}
+			img, err := s.Convert(f, p)
+			if err != nil {
+				return err
+			}
+			select {
+			case imgs <- img:
+				return nil
+			case <-gctx.Done():
+				img.Release()
+				return gctx.Err()
+			}
 		}
-		next = pkts[len(pkts)-1].ID.Next()
+		for pkts := range pages {
+			for _, p := range pkts {
+				if err := s.Feed(gctx, p, emit); err != nil {
+					return err
+				}
+			}
+		}
+		if err := gctx.Err(); err != nil {
+			return err // the fetch failed: do not flush a partial window
+		}
+		return s.Flush(emit)
+	})
+	stopped := false
+	for img := range imgs {
+		if stopped {
+			img.Release() // drained after the consumer stopped
+			continue
+		}
+		if !yield(img, nil) {
+			stopped = true
+			stop()
+		}
 	}
-	return s.Flush(emit)
+	err := g.Wait()
+	if stopped {
+		return errStop
+	}
+	return err
 }
 
 // windowStart returns where decoding of [lo, hi] starts: the keyframe at
@@ -436,18 +458,14 @@ func (c *Camera) past(ctx context.Context, start, end time.Time, yield func(*ChI
 // When the cache holds no keyframe before it (the head of a trimmed GOP),
 // decoding starts at the first packet and skips to the first keyframe.
 func (c *Camera) windowStart(ctx context.Context, lo, hi cache.ID) (*cache.ID, error) {
-	first, err := c.cl.cache.Range(ctx, c.id, lo, hi, 1)
-	if err != nil || len(first) == 0 {
+	ws, ok, err := c.WindowStartIDs(ctx, lo, hi)
+	if err != nil || !ok {
 		return nil, err
 	}
-	kf, err := c.cl.cache.KeyframeAtOrBefore(ctx, c.id, first[0].ID)
-	switch {
-	case err == nil:
-		return &kf.ID, nil
-	case errors.Is(err, cache.ErrNotFound):
-		return &first[0].ID, nil
+	if ws.HasKeyframe {
+		return &ws.Keyframe.ID, nil
 	}
-	return nil, err
+	return &ws.First.ID, nil
 }
 
 // pastKeyframes is Past with KeyframesOnly: one image per keyframe packet

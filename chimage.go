@@ -12,6 +12,9 @@ type (
 	PixelFormat = media.PixelFormat
 	// ImagePool recycles pixel buffers (media.ImagePool).
 	ImagePool = media.ImagePool
+	// ID is a frame's identity, its packet's cache id "<ms>-<seq>"
+	// (media.ID).
+	ID = media.ID
 )
 
 // Pixel formats. BGR24 is the zero value and the default: what OpenCV

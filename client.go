@@ -6,13 +6,21 @@
 // Probe, the latest image (never one this handle already returned), past
 // images over a window as an iterator, and a screenshot at a time.
 //
-//	cl, _ := chrysalis.DialRedis(ctx, rediscache.ConnOptions{URL: "redis://127.0.0.1:6379/0"}, chrysalis.Options{})
+//	cl, _ := chrysalis.Dial(ctx, "redis://127.0.0.1:6379/0")
 //	defer cl.Close()
 //	cam := cl.Camera("cam1", chrysalis.CameraOptions{})
 //	defer cam.Close()
 //	img, err := cam.Latest(ctx) // img == nil, err == nil: no new frame yet
 //
-// Packages source, operator, flow and sink build dataflow graphs on top.
+// To feed an in-process cache from code (a file, a URL or the bundled demo
+// camera), ingest.Start does it in one call. Packages source, operator,
+// flow and sink build dataflow graphs on top; package media holds the
+// vocabulary they share (ChImage is media.ChImage).
+//
+// Naming: New… makes an object with a lifecycle (it has Close, Stop or
+// Run and state), Dial… connects; plain names (Throttle, KeyframesOnly)
+// make stateless values. Option structs carry anything past three
+// parameters; their zero values are documented defaults.
 package chrysalis
 
 import (
@@ -57,6 +65,14 @@ func DialRedis(ctx context.Context, co rediscache.ConnOptions, o Options) (*Clie
 	c := New(rc, o)
 	c.owned = true
 	return c, nil
+}
+
+// Dial connects to the Redis frame cache at url (redis://[user:pass@]host:
+// port/db, or rediss:// for TLS with the system's CAs) with default
+// options: DialRedis for the common case. Use DialRedis for a CA file,
+// sentinel or cluster addresses, or a logger.
+func Dial(ctx context.Context, url string) (*Client, error) {
+	return DialRedis(ctx, rediscache.ConnOptions{URL: url}, Options{})
 }
 
 // Cache is the underlying frame cache.

@@ -6,11 +6,17 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"os"
 	"time"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/ingest"
+	"github.com/chryscloud/chrysalis-go/operator"
+	"github.com/chryscloud/chrysalis-go/replay"
+	"github.com/chryscloud/chrysalis-go/sink"
+	"github.com/chryscloud/chrysalis-go/source"
 )
 
 // exampleStart is the cache time of the example camera's first frame.
@@ -45,6 +51,78 @@ func exampleClient() *chrysalis.Client {
 		log.Fatal(err)
 	}
 	return chrysalis.New(mem, chrysalis.Options{})
+}
+
+// The README's first snippet: an in-process cache, a camera fed into it in
+// one call (here the bundled demo camera; a file or a URL works the same),
+// and a loop over the newest frames as 640x360 gray images.
+func Example_inProcessCamera() {
+	ctx := context.Background()
+	mc := cache.NewMemory(cache.Retention{MaxAge: time.Minute})
+	defer mc.Close()
+	run, err := ingest.Start(ctx, mc, ingest.Config{Camera: "cam1", Input: ingest.DemoInput,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer run.Stop()
+
+	cl := chrysalis.New(mc, chrysalis.Options{})
+	cam := cl.Camera("cam1", chrysalis.CameraOptions{Format: chrysalis.GRAY8, Width: 640, Height: 360})
+	defer cam.Close()
+	var last chrysalis.ID
+	for range 3 {
+		img, err := cam.WaitLatest(ctx) // never a frame this handle already returned
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(img.Width, img.Height, img.Format, img.ID.Compare(last) > 0)
+		last = img.ID
+		img.Release() // optional: recycles the buffer
+	}
+	// Output:
+	// 640 360 gray8 true
+	// 640 360 gray8 true
+	// 640 360 gray8 true
+}
+
+// The README's graph: the newest frames of a live camera, throttled to 10
+// a second, fan out to JPEGs (one a second) and to a motion detector whose
+// triggers replay [t-2s, t+2s] of the camera's packets into MP4 clips,
+// without decoding them. Run returns nil when its context ends: a planned
+// stop.
+func Example_graph() {
+	ctx := context.Background()
+	mc := cache.NewMemory(cache.Retention{MaxAge: time.Minute})
+	defer mc.Close()
+	run, err := ingest.Start(ctx, mc, ingest.Config{Camera: "cam1", Input: ingest.DemoInput,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer run.Stop()
+	cl := chrysalis.New(mc, chrysalis.Options{})
+	dir, err := os.MkdirTemp("", "graph-example-*")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	g := flow.New(flow.Options{Logger: slog.New(slog.DiscardHandler)})
+	cam := g.Source("camera", source.Live(cl, "cam1", chrysalis.CameraOptions{}))
+	fast := g.Op("throttle", operator.Throttle(10), cam)
+	jpegs := sink.ImageFiles(dir, sink.ImageOptions{Every: time.Second})
+	g.Sink("jpeg", jpegs, fast)
+	mot := g.Op("motion", &operator.Motion{}, fast)
+	rep := &replay.Window{Client: cl, Camera: "cam1", Pre: 2 * time.Second, Post: 2 * time.Second, Packets: true}
+	g.Sink("clips", rep.Into(sink.Clips(dir, sink.ClipOptions{})), mot, flow.Edge{Buffer: 4, Policy: flow.Block})
+
+	rctx, cancel := context.WithTimeout(ctx, 2500*time.Millisecond)
+	defer cancel()
+	err = g.Run(rctx) // first error cancels the graph; returns after every goroutine exited
+	fmt.Println("run:", err, "jpegs:", jpegs.Written() >= 2)
+	// Output:
+	// run: <nil> jpegs: true
 }
 
 // since formats t relative to the example camera's first frame.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -18,6 +19,8 @@ import (
 	"github.com/chryscloud/chrysalis-go/internal/pb"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
+	"github.com/chryscloud/chrysalis-go/mp4"
+	"github.com/chryscloud/chrysalis-go/sink"
 )
 
 // burstLoops repeats the B-frame clip into a 500-packet camera.
@@ -209,6 +212,17 @@ func TestBurstCache(t *testing.T) {
 				if w := ref[pkts[want.Number].display]; !bytes.Equal(img.Data, w) {
 					t.Fatalf("screenshot at %s differs from ffmpeg's frame: %.1f dB", kf.ID, testclip.PSNR(img.Data, w))
 				}
+			}
+
+			// The MP4 export of the same window holds every packet.
+			path := filepath.Join(t.TempDir(), "burst.mp4")
+			est, err := mp4.Export(ctx, cl.Cache(), "burst", cache.IDAt(p.Start()), cache.ID{MS: uint64(p.EndMS), Seq: ^uint64(0)},
+				path, sink.VideoOptions{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info := testclip.Probe(t, path); est.Frames != int64(len(pkts)) || info.Frames != len(pkts) {
+				t.Fatalf("export: %d packets written, ffprobe counts %d frames; want %d", est.Frames, info.Frames, len(pkts))
 			}
 
 			kcam := cl.Camera("burst", chrysalis.CameraOptions{KeyframesOnly: true})

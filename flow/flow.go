@@ -87,6 +87,17 @@ func Send(ctx context.Context, out chan<- Image, img Image) error {
 	}
 }
 
+// Recv waits for the next image of in: ok is false when in is closed, err
+// is ctx.Err() when ctx ended first. The receive half of Send.
+func Recv(ctx context.Context, in <-chan Image) (img Image, ok bool, err error) {
+	select {
+	case img, ok = <-in:
+		return img, ok, nil
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+}
+
 // Policy is an edge's overflow policy: what happens when the consumer's
 // buffer is full.
 type Policy int

@@ -198,10 +198,12 @@ func (g *Graph) validate() error {
 }
 
 // Run runs the graph until every source is exhausted and every image has
-// drained through, or every sink has returned (returns nil), a node fails (the graph is cancelled and
-// Run returns that node's error as a *NodeError), or ctx ends (returns
-// ctx.Err()). It returns only after every goroutine it started has exited.
-// A panic in a node becomes that node's error.
+// drained through, every sink has returned, or ctx ends: all three are the
+// plan, and Run returns nil (a caller that needs to tell them apart asks
+// ctx.Err()). It returns an error only for a failure: a node that fails
+// cancels the graph, and Run returns that node's error as a *NodeError. A
+// panic in a node becomes that node's error. Run returns only after every
+// goroutine it started has exited.
 func (g *Graph) Run(ctx context.Context) error {
 	if !g.ran.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
@@ -247,7 +249,14 @@ func (g *Graph) Run(ctx context.Context) error {
 		in := inputs[n]
 		eg.Go(func() error {
 			err := runNode(gctx, n, in, raw)
-			if err != nil && !(gctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))) {
+			switch {
+			case err == nil:
+			case stopping(gctx):
+				// The graph is stopping: a node's error now is how it
+				// noticed (a cancelled read, or an I/O deadline taken from
+				// ctx that fired a moment before ctx itself), not a failure.
+				g.log.Debug("flow: node stopped", "node", n.name, "err", err)
+			default:
 				fail(n, err)
 			}
 			if n.kind == kindSink && sinksLeft.Add(-1) == 0 {
@@ -266,7 +275,17 @@ func (g *Graph) Run(ctx context.Context) error {
 	if ne := firstErr.Load(); ne != nil {
 		return ne
 	}
-	return ctx.Err()
+	return nil
+}
+
+// stopping reports whether ctx has ended, or its deadline has passed (a
+// deadline-derived I/O timeout can fire before ctx.Done closes).
+func stopping(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // runNode runs one node, turning a panic into an error.

@@ -15,21 +15,10 @@
 // on a live camera, a fast replay and a test with synthetic time.
 // DropStale is the exception by design: age is wall-clock now minus the
 // frame's time.
+//
+// Naming: stateless or self-describing operators are made by plain
+// functions (Throttle(5), KeyframesOnly(), Map(f)); operators with several
+// settings are struct literals (&Motion{Threshold: 8}, &DropStale{MaxAge:
+// time.Second}), whose zero fields are documented defaults. Window replay,
+// which reads the cache, is package replay.
 package operator
-
-import (
-	"context"
-
-	"github.com/chryscloud/chrysalis-go/flow"
-)
-
-// recv waits for the next image of in. ok is false when in is closed;
-// err is ctx.Err() when ctx ended first.
-func recv(ctx context.Context, in <-chan flow.Image) (img flow.Image, ok bool, err error) {
-	select {
-	case img, ok = <-in:
-		return img, ok, nil
-	case <-ctx.Done():
-		return nil, false, ctx.Err()
-	}
-}

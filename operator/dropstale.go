@@ -38,11 +38,6 @@ type DropStale struct {
 
 var _ flow.Operator = (*DropStale)(nil)
 
-// NewDropStale returns a DropStale with the given MaxAge and KeepNewest.
-func NewDropStale(maxAge time.Duration, keepNewest bool) *DropStale {
-	return &DropStale{MaxAge: maxAge, KeepNewest: keepNewest}
-}
-
 // Passed counts the frames sent on.
 func (d *DropStale) Passed() int64 { return d.passed.Load() }
 
@@ -98,7 +93,7 @@ func (d *DropStale) Run(ctx context.Context, in <-chan flow.Image, out chan<- fl
 				return nil
 			}
 			expireC = nil
-			img, ok, err := recv(ctx, inC)
+			img, ok, err := flow.Recv(ctx, inC)
 			if err != nil {
 				return err
 			}

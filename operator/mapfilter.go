@@ -39,7 +39,7 @@ func (m *MapOp) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.I
 		return errors.New("operator: MapOp needs a Func")
 	}
 	for {
-		img, ok, err := recv(ctx, in)
+		img, ok, err := flow.Recv(ctx, in)
 		if err != nil || !ok {
 			return err
 		}
@@ -95,7 +95,7 @@ func (f *FilterOp) Run(ctx context.Context, in <-chan flow.Image, out chan<- flo
 		return errors.New("operator: FilterOp needs a Keep func")
 	}
 	for {
-		img, ok, err := recv(ctx, in)
+		img, ok, err := flow.Recv(ctx, in)
 		if err != nil || !ok {
 			return err
 		}
@@ -119,7 +119,7 @@ func (f *FilterOp) Run(ctx context.Context, in <-chan flow.Image, out chan<- flo
 // goroutine of your own, to turn images into detections, scores, etc.
 func MapTo[T any](ctx context.Context, in <-chan flow.Image, out chan<- T, f func(ctx context.Context, img flow.Image) (T, error)) error {
 	for {
-		img, ok, err := recv(ctx, in)
+		img, ok, err := flow.Recv(ctx, in)
 		if err != nil || !ok {
 			return err
 		}

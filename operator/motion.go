@@ -48,10 +48,6 @@ type Motion struct {
 
 var _ flow.Operator = (*Motion)(nil)
 
-// NewMotion returns a motion detector with the given threshold (0:
-// default) and the default debounce and grid size.
-func NewMotion(threshold float64) *Motion { return &Motion{Threshold: threshold} }
-
 // LastScore is the score of the last frame compared (0 before the second
 // frame). Safe from any goroutine, for tests and metrics.
 func (m *Motion) LastScore() float64 { return math.Float64frombits(m.lastScore.Load()) }
@@ -84,7 +80,7 @@ func (m *Motion) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.
 	}
 	cams := map[string]*motionState{}
 	for {
-		img, ok, err := recv(ctx, in)
+		img, ok, err := flow.Recv(ctx, in)
 		if err != nil || !ok {
 			return err
 		}

@@ -181,7 +181,7 @@ func TestDropStaleKeepNewest(t *testing.T) {
 		in <- img
 	}
 	close(in)
-	ds := operator.NewDropStale(0, true)
+	ds := &operator.DropStale{KeepNewest: true}
 	errc := make(chan error, 1)
 	go func() { defer close(out); errc <- ds.Run(context.Background(), in, out) }()
 	var got []flow.Image
@@ -352,7 +352,7 @@ func TestCancelStopsOperators(t *testing.T) {
 	for _, op := range []flow.Operator{
 		operator.Throttle(5), &operator.DropStale{KeepNewest: true, MaxAge: time.Hour}, operator.KeyframesOnly(),
 		operator.Map(func(_ context.Context, img flow.Image) (flow.Image, error) { return img, nil }),
-		&operator.Motion{}, &operator.WindowReplay{Client: chrysalis.New(cache.NewMemory(cache.Retention{}), chrysalis.Options{}), Camera: "x"},
+		&operator.Motion{},
 	} {
 		ctx, cancel := context.WithCancel(context.Background())
 		in, out := make(chan flow.Image), make(chan flow.Image) // nobody reads out

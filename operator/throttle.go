@@ -59,7 +59,7 @@ func (t *Throttler) Run(ctx context.Context, in <-chan flow.Image, out chan<- fl
 	}
 	cams := map[string]*throttleState{}
 	for {
-		img, ok, err := recv(ctx, in)
+		img, ok, err := flow.Recv(ctx, in)
 		if err != nil || !ok {
 			return err
 		}

@@ -3,52 +3,12 @@ package sink_test
 import (
 	"context"
 	"fmt"
-	"log"
 	"net/http"
-	"time"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
-	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/sink"
 )
-
-// Export the last minute of a camera's cache to an MP4 without decoding:
-// the packets are remuxed as they are.
-func ExampleCreateMP4() {
-	ctx := context.Background()
-	var c cache.Cache // e.g. rediscache.Dial(...)
-	if c == nil {
-		return
-	}
-	codec, err := c.Codec(ctx, "cam1")
-	if err != nil {
-		log.Fatal(err)
-	}
-	end := cache.IDAt(time.Now())
-	start := cache.IDAt(time.Now().Add(-time.Minute))
-	kf, err := c.KeyframeAtOrBefore(ctx, "cam1", start) // start on a keyframe
-	if err != nil {
-		log.Fatal(err)
-	}
-	pkts, err := c.Range(ctx, "cam1", kf.ID, end, 0)
-	if err != nil {
-		log.Fatal(err)
-	}
-	w, err := sink.CreateMP4("cam1.mp4", codec, sink.VideoOptions{FastStart: true})
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, p := range pkts {
-		if err := w.WritePacket(p); err != nil {
-			w.Close()
-			log.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		log.Fatal(err)
-	}
-}
 
 // Serve an MJPEG preview of a graph's stream on :8080.
 func ExampleNewMJPEGServer() {

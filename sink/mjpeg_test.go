@@ -68,7 +68,7 @@ func runSink(t *testing.T, s flow.Sink) (in chan flow.Image, stop func() error) 
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -106,7 +106,11 @@ func readParts(t *testing.T, resp *http.Response, n int) {
 func TestMJPEG(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	frames := smallFrames(t)
-	srv := sink.NewMJPEGServer(sink.MJPEGOptions{Quality: 80, WriteTimeout: 1500 * time.Millisecond})
+	// WriteTimeout must outlast the stalled-client step below (a reader
+	// reading 5 parts, 300 ms of production) on a loaded machine, so that
+	// both clients are still watching when it counts them.
+	const writeTimeout = 5 * time.Second
+	srv := sink.NewMJPEGServer(sink.MJPEGOptions{Quality: 80, WriteTimeout: writeTimeout})
 	// Small socket send buffers, so a client that stops reading blocks the
 	// server's writes within one part.
 	ts := httptest.NewUnstartedServer(srv.Handler())
@@ -191,6 +195,7 @@ func TestMJPEG(t *testing.T) {
 		stalled := dialStalled(t, ts)
 		defer stalled.Close()
 		waitFor(t, "the stalled watcher", func() bool { return srv.Stats("cam one").Watchers == 1 })
+		stalledAt := time.Now()
 
 		// Produce at full rate while a normal client reads 5 fresh frames,
 		// for at least 300 ms.
@@ -227,13 +232,14 @@ func TestMJPEG(t *testing.T) {
 			t.Fatalf("sink slowed down: %.0f images/s vs %.0f without clients", rate, baseRate)
 		}
 		if after.Watchers != 2 {
-			t.Fatalf("%d watchers, want the stalled one and the reader", after.Watchers)
+			t.Fatalf("%d watchers %v after the stalled one came (WriteTimeout %v), want the stalled one and the reader",
+				after.Watchers, time.Since(stalledAt).Round(time.Millisecond), writeTimeout)
 		}
 
 		// The stalled client's handler is blocked writing to it: the write
 		// deadline drops it, while the reader stays.
 		waitFor(t, "WriteTimeout to drop the stalled client", func() bool { return srv.Stats("cam one").Watchers == 1 })
-		t.Logf("stalled client dropped %v after streaming began (WriteTimeout 1.5 s)", time.Since(began).Round(10*time.Millisecond))
+		t.Logf("stalled client dropped %v after streaming began (WriteTimeout %v)", time.Since(began).Round(10*time.Millisecond), writeTimeout)
 
 		// Close cuts a handler blocked in a write at once, without waiting
 		// for its WriteTimeout.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/chryscloud/chrysalis-go/mp4"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,9 +17,11 @@ import (
 	"github.com/chryscloud/chrysalis-go/flow"
 )
 
-// reorderDepth is how many packets the image sinks hold to put packets
-// back in decode order: images arrive in display order, which differs with
-// B-frames. 16 covers the deepest H.264/HEVC reorder (max_num_reorder_frames).
+// reorderDepth is how many packets the video sinks hold to put the
+// packets of decoded images back in decode order: decoded images arrive in
+// display order, which differs with B-frames. 16 covers the deepest
+// H.264/HEVC reorder (max_num_reorder_frames). Packet-only images
+// (replay.Window's packet mode) come in decode order and skip it.
 const reorderDepth = 16
 
 // pktHeap orders packets by cache id (decode order).
@@ -36,10 +39,9 @@ func (h *pktHeap) Pop() any {
 	return p
 }
 
-// imageMuxer feeds images into one MP4Writer in the chosen mode.
+// imageMuxer feeds images into one mp4.Writer in the chosen mode.
 type imageMuxer struct {
-	camera   string
-	w        *MP4Writer
+	w        *mp4.Writer
 	mode     VideoMode // Auto until the first image
 	want     VideoMode
 	log      *slog.Logger
@@ -52,11 +54,15 @@ type imageMuxer struct {
 }
 
 func newImageMuxer(path string, o VideoOptions) (*imageMuxer, error) {
-	w, err := NewMP4Writer(path, o)
+	o, err := o.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
-	return &imageMuxer{w: w, want: w.o.Mode, log: w.log}, nil
+	w, err := mp4.NewWriter(path, o)
+	if err != nil {
+		return nil, err
+	}
+	return &imageMuxer{w: w, want: o.Mode, log: o.Logger}, nil
 }
 
 // add writes img and releases it.
@@ -70,7 +76,7 @@ func (m *imageMuxer) add(img flow.Image) error {
 				m.mode = Encode
 			}
 		}
-		m.log.Debug("sink: video mode", "file", m.w.path, "mode", m.mode)
+		m.log.Debug("sink: video mode", "file", m.w.Path(), "mode", m.mode)
 	}
 	if m.mode == Encode {
 		return m.w.WriteImage(img)
@@ -84,7 +90,7 @@ func (m *imageMuxer) add(img flow.Image) error {
 		if !m.warned {
 			m.warned = true
 			m.log.Warn("sink: remuxing modified images from their original packets; their pixels are not recorded (use Mode: Encode)",
-				"file", m.w.path)
+				"file", m.w.Path())
 		}
 	}
 	if !m.out.IsZero() && img.Packet.ID.Compare(m.out) <= 0 {
@@ -92,6 +98,11 @@ func (m *imageMuxer) add(img flow.Image) error {
 		return nil
 	}
 	heap.Push(&m.q, img.Packet)
+	if img.Data == nil {
+		// A packet-only image (replay.Window's packet mode) comes
+		// in decode order: nothing to wait for.
+		return m.drain()
+	}
 	return m.trim()
 }
 
@@ -117,34 +128,17 @@ func (m *imageMuxer) drain() error {
 }
 
 // pop writes the oldest queued packet. A packet refused for a codec
-// change stays queued (see takeQueue).
+// change stays queued.
 func (m *imageMuxer) pop() error {
 	p := heap.Pop(&m.q).(cache.Packet)
 	if err := m.w.WritePacket(p); err != nil {
-		if errors.Is(err, ErrCodecChanged) {
+		if errors.Is(err, mp4.ErrCodecChanged) {
 			heap.Push(&m.q, p)
 		}
 		return err
 	}
 	m.out = p.ID
 	return nil
-}
-
-// takeQueue removes and returns the queued packets, to continue them in a
-// new file after a codec change.
-func (m *imageMuxer) takeQueue() []cache.Packet {
-	q := m.q
-	m.q = nil
-	return q
-}
-
-// seed queues packets taken from a previous muxer; the mode is Remux.
-func (m *imageMuxer) seed(q []cache.Packet) error {
-	m.mode = Remux
-	for _, p := range q {
-		heap.Push(&m.q, p)
-	}
-	return m.trim()
 }
 
 // close drains the reorder queue and finalizes the file.
@@ -154,7 +148,7 @@ func (m *imageMuxer) close() error {
 
 // VideoStats are a video sink's counters.
 type VideoStats struct {
-	MP4Stats
+	mp4.Stats
 	// Files is the number of files finished.
 	Files int64
 	// Modified counts modified images remuxed from their original packet;
@@ -183,7 +177,7 @@ var _ flow.Sink = (*VideoWriter)(nil)
 // The file is finalized (trailer written, renamed into place) when in
 // closes or ctx ends, so it is valid after Ctrl-C. A stream with no
 // writable frame creates no file. A codec change in remux mode ends Run
-// with an error wrapping ErrCodecChanged, after finalizing the file so far
+// with an error wrapping mp4.ErrCodecChanged, after finalizing the file so far
 // (use Clips to start a new file instead).
 func VideoFile(path string, o VideoOptions) *VideoWriter {
 	return &VideoWriter{path: path, o: o}
@@ -204,7 +198,7 @@ func (v *VideoWriter) Run(ctx context.Context, in <-chan flow.Image) (err error)
 	}
 	defer func() {
 		cerr := m.close()
-		if errors.Is(cerr, ErrNoFrames) {
+		if errors.Is(cerr, mp4.ErrNoFrames) {
 			m.log.Info("sink: no video written", "file", v.path)
 			cerr = nil
 		}
@@ -227,33 +221,51 @@ func (v *VideoWriter) Run(ctx context.Context, in <-chan flow.Image) (err error)
 func (v *VideoWriter) update(m *imageMuxer, finished bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.stats.MP4Stats = m.w.Stats()
+	v.stats.Stats = m.w.Stats()
 	v.stats.Modified, v.stats.NoPacket = m.modified, m.noPacket
 	if finished && v.stats.Packets > 0 {
 		v.stats.Files = 1
 	}
 }
 
-// ClipOptions configures Clips. The zero value starts a new clip after a
-// 1 s gap and names clips "{camera}_{ts}.mp4".
+// ClipOptions configures Clips. The zero value starts a new clip at every
+// break in the packets (see Clips) and names clips "{camera}_{ts}.mp4".
 type ClipOptions struct {
 	// Video configures each clip's writer.
 	Video VideoOptions
-	// Gap ends a clip when the next image's timestamp is more than Gap
-	// after the previous one's. Default 1 s.
+	// Gap ends a clip when the next frame is more than Gap after the
+	// previous one: by cache time between consecutive packets that the
+	// ingest did not number, and between images when encoding. Numbered
+	// packets end a clip at any break in their numbering instead,
+	// whatever the time. Default 1 s (arrival bursts on unnumbered caches
+	// can leave several frame intervals between contiguous packets).
 	Gap time.Duration
 	// MaxDuration, when set, bounds a clip of continuous images (a scene
 	// in constant motion): once a clip spans MaxDuration, the next
-	// keyframe image starts a new file, so a clip is at most MaxDuration
+	// keyframe starts a new file, so a clip is at most MaxDuration
 	// plus one GOP long. 0 means no bound.
 	MaxDuration time.Duration
-	// Pattern names each clip from its first image; the placeholders are
+	// Pattern names each clip from its first frame; the placeholders are
 	// ImageOptions.Pattern's ({seq} counts clips). Default
 	// "{camera}_{ts}.mp4".
 	Pattern string
 	// OnClip, if set, is called with the path of each finished clip, from
-	// the sink's goroutine.
+	// the sink's goroutine (Clips has the details).
 	OnClip func(path string)
+}
+
+// ClipInfo describes a finished clip.
+type ClipInfo struct {
+	// Path is the clip's file.
+	Path string
+	// Frames is the number of frames (packets) in the file.
+	Frames int64
+	// First and Last are the cache ids of the first and last packets
+	// written; zero when encoding.
+	First, Last cache.ID
+	// FirstNumber and LastNumber are their ingest numbers (0 when the
+	// packets are not numbered).
+	FirstNumber, LastNumber int64
 }
 
 // ClipWriter is the sink returned by Clips.
@@ -261,19 +273,32 @@ type ClipWriter struct {
 	dir   string
 	o     ClipOptions
 	mu    sync.Mutex
-	files []string
+	clips []ClipInfo
 	n     atomic.Int64
 }
 
 var _ flow.Sink = (*ClipWriter)(nil)
 
-// Clips returns a sink for record-on-motion: it writes one MP4 per burst
-// of images under dir, starting a new file when the gap between two
-// consecutive image timestamps exceeds o.Gap, at the first keyframe past
-// o.MaxDuration, and on a codec change. Each
-// clip is written like VideoFile (mode chosen from the clip's first image).
-// Feed it the frames around an event, e.g. from a replay operator; a burst
-// in remux mode starts at its first keyframe.
+// Clips returns a sink for record-on-motion: it writes one MP4 per event
+// under dir. Feed it the frames around events, best from
+// replay.Window in packet mode (no decoding; see its Into, which
+// also keeps the last window on shutdown).
+//
+// The mode (see VideoMode) is chosen from the first image and holds for
+// the run. When remuxing, the packets are taken in decode order (packet-only
+// images as they come, decoded images re-sorted) and a clip ends, so that
+// no file has a jump inside it, when the next packet does not continue it:
+// a break in the ingest's packet numbering, or for unnumbered packets a
+// cache-time step over o.Gap. A clip starts at a keyframe (packets before
+// one are skipped): fed by a window replay starting at the keyframe at or
+// before the window, a clip's first frame is that keyframe. A clip also
+// ends at the first keyframe past o.MaxDuration, and at a codec change
+// (the new file starts at the changed keyframe). When encoding, a clip
+// ends when the gap between two image timestamps exceeds o.Gap, or at the
+// first keyframe image past o.MaxDuration.
+//
+// Each clip is finalised when the next one starts, and when in closes or
+// ctx ends, so it is valid after Ctrl-C.
 func Clips(dir string, o ClipOptions) *ClipWriter {
 	return &ClipWriter{dir: dir, o: o}
 }
@@ -282,7 +307,18 @@ func Clips(dir string, o ClipOptions) *ClipWriter {
 func (c *ClipWriter) Files() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]string(nil), c.files...)
+	files := make([]string, len(c.clips))
+	for i, ci := range c.clips {
+		files[i] = ci.Path
+	}
+	return files
+}
+
+// Clips describes the clips finished so far, oldest first.
+func (c *ClipWriter) Clips() []ClipInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]ClipInfo(nil), c.clips...)
 }
 
 // Run implements flow.Sink.
@@ -297,121 +333,200 @@ func (c *ClipWriter) Run(ctx context.Context, in <-chan flow.Image) (err error) 
 	if err := checkPattern(o.Pattern); err != nil {
 		return err
 	}
-	if o.Video, err = o.Video.withDefaults(); err != nil {
+	if o.Video, err = o.Video.WithDefaults(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}
-	var (
-		cur   *imageMuxer
-		first time.Time // the current clip's first image
-		last  time.Time
-	)
-	start := func(camera string, t time.Time) error {
-		name := filepath.Join(c.dir, expandPattern(o.Pattern, camera, t, c.n.Add(1)))
-		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			return fmt.Errorf("sink: %w", err)
-		}
-		m, err := newImageMuxer(name, o.Video)
-		if err != nil {
-			return err
-		}
-		m.camera = camera
-		cur, first = m, t
-		return nil
-	}
-	// finishOne finalizes the current clip and returns the packets it could
-	// not take because of a codec change.
-	finishOne := func() ([]cache.Packet, error) {
-		m := cur
-		cur = nil
-		err := m.drain()
-		var rest []cache.Packet
-		if errors.Is(err, ErrCodecChanged) {
-			rest, err = m.takeQueue(), nil
-		}
-		err = errors.Join(err, m.close())
-		switch {
-		case errors.Is(err, ErrNoFrames):
-			m.log.Debug("sink: clip had no writable frame", "file", m.w.path)
-		case err != nil:
-			return nil, err
-		default:
-			c.mu.Lock()
-			c.files = append(c.files, m.w.path)
-			c.mu.Unlock()
-			if o.OnClip != nil {
-				o.OnClip(m.w.path)
-			}
-		}
-		return rest, nil
-	}
-	// cont starts a new clip with the packets a codec change left over.
-	cont := func(camera string, rest []cache.Packet) error {
-		for {
-			if err := start(camera, rest[0].ID.Time()); err != nil {
-				return err
-			}
-			err := cur.seed(rest)
-			if !errors.Is(err, ErrCodecChanged) {
-				return err
-			}
-			rest = cur.takeQueue()
-			if _, err := finishOne(); err != nil {
-				return err
-			}
-		}
-	}
-	// finish finalizes the current clip and any continuation of it.
-	finish := func() error {
-		for cur != nil {
-			camera := cur.camera
-			rest, err := finishOne()
-			if err != nil {
-				return err
-			}
-			if len(rest) > 0 {
-				if err := cont(camera, rest); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
+	s := &clipState{c: c, o: o, log: o.Video.Logger, mode: o.Video.Mode}
 	defer func() {
-		ferr := finish()
+		ferr := s.close()
 		if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			err = errors.Join(ferr, err)
 		} else if ferr != nil {
-			o.Video.Logger.Error("sink: finalizing clip", "err", ferr)
+			s.log.Error("sink: finalizing clip", "err", ferr)
 		}
 	}()
-	return each(ctx, in, func(img flow.Image) error {
-		long := o.MaxDuration > 0 && img.Keyframe && img.Time.Sub(first) >= o.MaxDuration
-		if cur != nil && (img.Time.Sub(last) > o.Gap || long) {
-			if err := finish(); err != nil {
-				img.Release()
-				return err
-			}
+	return each(ctx, in, s.image)
+}
+
+// clipState is ClipWriter.Run's state: the clip being written and the
+// steps that feed, cut, start and finish clips.
+type clipState struct {
+	c    *ClipWriter
+	o    ClipOptions
+	log  *slog.Logger
+	mode VideoMode // Auto until the first image
+
+	// Remux: decoded images' packets re-sorted into decode order.
+	q   pktHeap
+	out cache.ID // the newest packet taken from q
+
+	w      *mp4.Writer // the current clip; nil between clips
+	info   ClipInfo    // the current clip's
+	camera string
+	start  time.Time    // the current clip's first frame
+	prev   cache.Packet // remux: the previous packet seen
+	prevT  time.Time    // encode: the previous image's time
+
+	warned bool
+}
+
+// image takes one image (and releases it): the flow.Sink step.
+func (s *clipState) image(img flow.Image) error {
+	defer img.Release()
+	if s.mode == Auto {
+		s.mode = Remux
+		if img.Modified || len(img.Packet.Data) == 0 {
+			s.mode = Encode
 		}
-		last = img.Time
-		camera := img.Camera
-		if cur == nil {
-			if err := start(camera, img.Time); err != nil {
-				img.Release()
-				return err
-			}
+		s.log.Debug("sink: clip mode", "dir", s.c.dir, "mode", s.mode)
+	}
+	if s.mode == Encode {
+		return s.encode(img)
+	}
+	if len(img.Packet.Data) == 0 {
+		return nil // nothing to remux
+	}
+	if img.Modified && !s.warned {
+		s.warned = true
+		s.log.Warn("sink: remuxing modified images from their original packets; their pixels are not recorded (use Mode: Encode)",
+			"dir", s.c.dir)
+	}
+	if img.Data == nil && s.q.Len() == 0 {
+		// A packet-only image comes in decode order.
+		return s.packet(img.Camera, img.Packet)
+	}
+	if !s.out.IsZero() && img.Packet.ID.Compare(s.out) <= 0 {
+		return nil // arrived after its decode slot (or a duplicate)
+	}
+	heap.Push(&s.q, img.Packet)
+	for s.q.Len() > reorderDepth || (img.Data == nil && s.q.Len() > 0) {
+		if err := s.packet(img.Camera, s.pop()); err != nil {
+			return err
 		}
-		err := cur.add(img) // releases img
-		if errors.Is(err, ErrCodecChanged) {
-			// The packets from the changed keyframe on are still queued:
-			// continue them in a new clip.
-			rest := cur.takeQueue()
-			if _, err = finishOne(); err == nil {
-				err = cont(camera, rest)
-			}
+	}
+	return nil
+}
+
+func (s *clipState) pop() cache.Packet {
+	p := heap.Pop(&s.q).(cache.Packet)
+	s.out = p.ID
+	return p
+}
+
+// packet writes one packet, in decode order, to the clip it belongs to.
+func (s *clipState) packet(camera string, p cache.Packet) error {
+	if s.w != nil && s.breaks(p) {
+		if err := s.finish(); err != nil {
+			return err
 		}
+	}
+	s.prev = p
+	if s.w == nil {
+		if !p.Keyframe {
+			return nil // a clip starts at a keyframe
+		}
+		if err := s.open(camera, p.ID.Time()); err != nil {
+			return err
+		}
+	}
+	err := s.w.WritePacket(p)
+	if errors.Is(err, mp4.ErrCodecChanged) {
+		s.log.Info("sink: codec change; starting a new clip", "at", p.ID.String())
+		if err := s.finish(); err != nil {
+			return err
+		}
+		if err := s.open(camera, p.ID.Time()); err != nil {
+			return err
+		}
+		err = s.w.WritePacket(p)
+	}
+	if err != nil {
 		return err
-	})
+	}
+	if s.info.First.IsZero() {
+		s.info.First, s.info.FirstNumber = p.ID, p.Number
+	}
+	s.info.Last, s.info.LastNumber = p.ID, p.Number
+	return nil
+}
+
+// breaks reports whether p does not continue the current clip.
+func (s *clipState) breaks(p cache.Packet) bool {
+	if p.Number > 0 && s.prev.Number > 0 {
+		if p.Number != s.prev.Number+1 {
+			return true
+		}
+	} else if p.ID.Time().Sub(s.prev.ID.Time()) > s.o.Gap {
+		return true
+	}
+	return p.Keyframe && s.o.MaxDuration > 0 && p.ID.Time().Sub(s.start) >= s.o.MaxDuration
+}
+
+// encode writes one image with the encoder, starting a new clip after a
+// gap or past MaxDuration.
+func (s *clipState) encode(img flow.Image) error {
+	long := s.o.MaxDuration > 0 && img.Keyframe && img.Time.Sub(s.start) >= s.o.MaxDuration
+	if s.w != nil && (img.Time.Sub(s.prevT) > s.o.Gap || long) {
+		if err := s.finish(); err != nil {
+			return err
+		}
+	}
+	s.prevT = img.Time
+	if s.w == nil {
+		if err := s.open(img.Camera, img.Time); err != nil {
+			return err
+		}
+	}
+	return s.w.WriteImage(img)
+}
+
+// open starts a clip whose first frame is at t.
+func (s *clipState) open(camera string, t time.Time) error {
+	name := filepath.Join(s.c.dir, expandPattern(s.o.Pattern, camera, t, s.c.n.Add(1)))
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	w, err := mp4.NewWriter(name, s.o.Video)
+	if err != nil {
+		return err
+	}
+	s.w, s.camera, s.start, s.info = w, camera, t, ClipInfo{Path: name}
+	return nil
+}
+
+// finish finalises the current clip and records it.
+func (s *clipState) finish() error {
+	w := s.w
+	s.w = nil
+	err := w.Close()
+	switch {
+	case errors.Is(err, mp4.ErrNoFrames):
+		s.log.Debug("sink: clip had no writable frame", "file", w.Path())
+		return nil
+	case err != nil:
+		return err
+	}
+	s.info.Frames = w.Stats().Packets
+	s.c.mu.Lock()
+	s.c.clips = append(s.c.clips, s.info)
+	s.c.mu.Unlock()
+	if s.o.OnClip != nil {
+		s.o.OnClip(w.Path())
+	}
+	return nil
+}
+
+// close writes what the reorder queue holds and finalises the last clip.
+func (s *clipState) close() error {
+	var err error
+	for s.q.Len() > 0 && err == nil {
+		err = s.packet(s.camera, s.pop())
+	}
+	if s.w != nil {
+		err = errors.Join(err, s.finish())
+	}
+	return err
 }

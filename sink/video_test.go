@@ -16,6 +16,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
+	"github.com/chryscloud/chrysalis-go/mp4"
 	"github.com/chryscloud/chrysalis-go/sink"
 )
 
@@ -206,7 +207,7 @@ func TestCreateMP4(t *testing.T) {
 			f := loadClip(t, tc.clip)
 			pkts, codec := cachePackets(t, f)
 			out := filepath.Join(t.TempDir(), "export.mp4")
-			w, err := sink.CreateMP4(out, codec, sink.VideoOptions{})
+			w, err := mp4.Create(out, codec, sink.VideoOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -224,7 +225,7 @@ func TestCreateMP4(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatalf("second Close: %v", err)
 			}
-			if err := w.WritePacket(pkts[0]); !errors.Is(err, sink.ErrClosed) {
+			if err := w.WritePacket(pkts[0]); !errors.Is(err, mp4.ErrClosed) {
 				t.Fatalf("WritePacket after Close: %v", err)
 			}
 			if st := w.Stats(); st.Packets != int64(len(pkts)) || st.Mode != sink.Remux {
@@ -240,9 +241,9 @@ func TestCreateMP4Edges(t *testing.T) {
 	f := loadClip(t, "clip720.mp4")
 	pkts, codec := cachePackets(t, f)
 	ref := testclip.Reference(t, "clip720.mp4", "bgr24", 0, 0)
-	write := func(t *testing.T, c cache.Codec, ps []cache.Packet) (string, *sink.MP4Writer, error) {
+	write := func(t *testing.T, c cache.Codec, ps []cache.Packet) (string, *mp4.Writer, error) {
 		out := filepath.Join(t.TempDir(), "x.mp4")
-		w, err := sink.CreateMP4(out, c, sink.VideoOptions{})
+		w, err := mp4.Create(out, c, sink.VideoOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +257,7 @@ func TestCreateMP4Edges(t *testing.T) {
 
 	t.Run("no keyframe", func(t *testing.T) {
 		out, _, err := write(t, codec, pkts[1:50])
-		if !errors.Is(err, sink.ErrNoFrames) {
+		if !errors.Is(err, mp4.ErrNoFrames) {
 			t.Fatalf("Close: %v, want ErrNoFrames", err)
 		}
 		if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 0 {
@@ -299,7 +300,7 @@ func TestCreateMP4Edges(t *testing.T) {
 	})
 	t.Run("codec change", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "x.mp4")
-		w, err := sink.CreateMP4(out, codec, sink.VideoOptions{})
+		w, err := mp4.Create(out, codec, sink.VideoOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,18 +312,18 @@ func TestCreateMP4Edges(t *testing.T) {
 		}
 		kf := pkts[50]
 		kf.Width, kf.Height = 640, 360
-		if err := w.WritePacket(kf); !errors.Is(err, sink.ErrCodecChanged) {
+		if err := w.WritePacket(kf); !errors.Is(err, mp4.ErrCodecChanged) {
 			t.Fatalf("WritePacket: %v, want ErrCodecChanged", err)
 		}
-		if err := w.WriteImage(&chrysalis.ChImage{}); !errors.Is(err, sink.ErrMixedInput) {
+		if err := w.WriteImage(&chrysalis.ChImage{}); !errors.Is(err, mp4.ErrMixedInput) {
 			t.Fatalf("WriteImage on a remux writer: %v", err)
 		}
 	})
 	t.Run("bad dir", func(t *testing.T) {
-		if _, err := sink.CreateMP4(filepath.Join(t.TempDir(), "no", "such", "x.mp4"), codec, sink.VideoOptions{}); err == nil {
+		if _, err := mp4.Create(filepath.Join(t.TempDir(), "no", "such", "x.mp4"), codec, sink.VideoOptions{}); err == nil {
 			t.Fatal("no error")
 		}
-		if _, err := sink.CreateMP4(filepath.Join(t.TempDir(), "x.mp4"), cache.Codec{Name: "nope"}, sink.VideoOptions{}); err == nil {
+		if _, err := mp4.Create(filepath.Join(t.TempDir(), "x.mp4"), cache.Codec{Name: "nope"}, sink.VideoOptions{}); err == nil {
 			t.Fatal("no error for an unknown codec")
 		}
 	})

@@ -16,6 +16,7 @@ import (
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/mp4"
 	"github.com/chryscloud/chrysalis-go/sink"
 )
 
@@ -35,7 +36,7 @@ func (w *Watch) httpError(rw http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &br), errors.Is(err, cache.ErrBadTime):
 		code = http.StatusBadRequest
 	case errors.Is(err, cache.ErrUnknownCamera), errors.Is(err, cache.ErrEmpty), errors.Is(err, cache.ErrNotFound),
-		errors.Is(err, sink.ErrNoFrames):
+		errors.Is(err, mp4.ErrNoFrames):
 		code = http.StatusNotFound
 	case r.Context().Err() != nil:
 		return // the client left
@@ -191,7 +192,7 @@ func (w *Watch) export(ctx context.Context, cam string, last time.Duration, dir 
 	end := st.Last
 	startMS := end.MS - min(uint64(last.Milliseconds()), end.MS)
 	path := filepath.Join(dir, "export.mp4")
-	ex, err := sink.ExportMP4(ctx, cc, cam, cache.ID{MS: startMS}, end, path,
+	ex, err := mp4.Export(ctx, cc, cam, cache.ID{MS: startMS}, end, path,
 		sink.VideoOptions{FastStart: true, Logger: w.log}, nil)
 	if err != nil {
 		return exported{}, err

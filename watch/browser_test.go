@@ -18,7 +18,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testx"
-	"github.com/chryscloud/chrysalis-go/sink/hls"
+	"github.com/chryscloud/chrysalis-go/watch/hls"
 	"github.com/chryscloud/chrysalis-go/watch"
 )
 
@@ -145,7 +145,7 @@ func TestBrowser(t *testing.T) {
 
 	// HLS through hls.js, where this Chromium has H.264 in MSE.
 	if !eval[bool](t, bctx, `!!(window.MediaSource && MediaSource.isTypeSupported('video/mp4; codecs="avc1.640028"'))`) {
-		t.Logf("this Chromium has no H.264 Media Source support: HLS playback not checked (the playlist is checked by sink/hls tests)")
+		t.Logf("this Chromium has no H.264 Media Source support: HLS playback not checked (the playlist is checked by watch/hls tests)")
 	} else {
 		hlsStart := time.Now()
 		if err := chromedp.Do(bctx, chromedp.Click(card+` button.hls-play`)); err != nil {

@@ -21,7 +21,7 @@
 //	/api/export/<camera>?last=10s   video/mp4 attachment: the last 10 s, from
 //	                                the keyframe at or before their start
 //	/mjpeg/stream/<camera>          the live MJPEG stream (sink.MJPEGServer)
-//	/hls/<camera>/index.m3u8        the HLS playlist (package sink/hls)
+//	/hls/<camera>/index.m3u8        the HLS playlist (package watch/hls)
 //
 // Bad requests (unknown camera, bad time) get a 4xx status and a one-line
 // text error.
@@ -45,7 +45,7 @@ import (
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/sink"
-	"github.com/chryscloud/chrysalis-go/sink/hls"
+	"github.com/chryscloud/chrysalis-go/watch/hls"
 	"github.com/chryscloud/chrysalis-go/source"
 )
 

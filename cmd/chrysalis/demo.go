@@ -26,6 +26,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/ingest"
 	"github.com/chryscloud/chrysalis-go/internal/democlip"
 	"github.com/chryscloud/chrysalis-go/operator"
+	"github.com/chryscloud/chrysalis-go/replay"
 	"github.com/chryscloud/chrysalis-go/sink"
 	"github.com/chryscloud/chrysalis-go/source"
 	"github.com/chryscloud/chrysalis-go/watch"
@@ -58,7 +59,7 @@ func newDemoCmd() *cobra.Command {
   ingest   into the in-process frame cache (or Redis with --redis-url)
   graph    live source -> throttle (--fps) -> fan-out:
              snapshots  one JPEG per second          DIR/snapshots/
-             motion     motion -> window replay      DIR/clips/*.mp4 (remuxed, no re-encode)
+             motion     motion -> window replay      DIR/clips/*.mp4 (remuxed, one per event)
              preview    the watch page               http://127.0.0.1:8080
                         (live image, probe, counters, screenshot, export, HLS)
 
@@ -162,7 +163,7 @@ func runDemo(ctx context.Context, stdout io.Writer, dc demoConfig) error {
 	preview := sink.NewMJPEGServer(sink.MJPEGOptions{MaxFPS: 15, Logger: log})
 	defer preview.Close()
 	snaps := sink.ImageFiles(snapDir, sink.ImageOptions{Every: time.Second, Logger: log})
-	clips := sink.Clips(clipDir, sink.ClipOptions{MaxDuration: dc.maxClip})
+	clips := sink.Clips(clipDir, sink.ClipOptions{MaxDuration: dc.maxClip, Video: sink.VideoOptions{Logger: log}})
 	live := source.Live(cl, dc.camera, chrysalis.CameraOptions{Logger: log})
 	live.WaitForCamera = true
 	motion := &operator.Motion{Threshold: dc.threshold, MinInterval: 3 * time.Second}
@@ -171,10 +172,13 @@ func runDemo(ctx context.Context, stdout io.Writer, dc demoConfig) error {
 	thr := g.Op("throttle", operator.Throttle(dc.fps), cam)
 	g.Sink("snapshots", snaps, thr, flow.Edge{Buffer: 2, Policy: flow.DropOldest})
 	mot := g.Op("motion", motion, thr, flow.Edge{Buffer: 2, Policy: flow.DropOldest})
-	replay := operator.NewWindowReplay(cl, dc.camera, 2*time.Second, 2*time.Second, chrysalis.CameraOptions{Logger: log})
-	replay.FromKeyframe = true // remuxed clips start on a keyframe: keep the whole pre-roll
-	rep := g.Op("replay", replay, mot, flow.Edge{Buffer: 4, Policy: flow.Block})
-	g.Sink("clips", clips, rep, flow.Edge{Buffer: 4, Policy: flow.Block}) // Block: the replay waits; each buffered image is a whole frame
+	// The clips are remuxed: the replay hands on the cached packets without
+	// decoding them, each clip from the keyframe at or before its window.
+	// Into runs replay and clip writer as one node, so stopping cuts a
+	// pending window at the newest cached frame and still writes it.
+	rep := &replay.Window{Client: cl, Camera: dc.camera, Pre: 2 * time.Second, Post: 2 * time.Second,
+		Packets: true, Logger: log}
+	g.Sink("clips", rep.Into(clips), mot, flow.Edge{Buffer: 4, Policy: flow.Block})
 	g.Sink("preview", preview.Sink(dc.camera), thr, flow.Edge{Buffer: 1, Policy: flow.DropOldest})
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -275,7 +279,7 @@ func printCounters(ctx context.Context, w io.Writer, g *flow.Graph, ing *ingest.
 			case "sink":
 				fmt.Fprintf(&b, " | %s in %d drop %d", s.Name, s.In, s.Dropped)
 			default:
-				if s.Name == "motion" || s.Name == "replay" {
+				if s.Name == "motion" {
 					fmt.Fprintf(&b, " | %s out %d", s.Name, s.Out)
 				}
 			}

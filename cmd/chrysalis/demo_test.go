@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,4 +107,78 @@ func checkPreview(base string) string {
 		last = "page " + page.Status + ", snapshot " + snap.Status
 	}
 	return "no answer in 10 s: " + last
+}
+
+// The demo for 60 s: every clip is one motion event. The demo camera's box
+// crosses the picture between 4 s and 7 s of every 10 s loop, so each
+// event makes one clip of less than a loop; ffprobe finds no presentation
+// time step over two frame intervals in any clip (no second event spliced
+// in after a jump), and every clip starts on a keyframe.
+func TestDemoOneClipPerEvent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo for 60 s")
+	}
+	t.Parallel()
+	testclip.RequireFFmpeg(t)
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ingestTestBinary(t), "demo", "--duration", "60s", "--out", out, "--http", "127.0.0.1:0")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if strings.Contains(stderr.String(), "gap in packet numbers") {
+		t.Errorf("the demo logged a packet gap:\n%s", stderr.String())
+	}
+	clips, _ := filepath.Glob(filepath.Join(out, "clips", "*.mp4"))
+	// Events start at about 4, 14, ..., 54 s; the last may be cut short.
+	if len(clips) < 5 {
+		t.Fatalf("%d clips in 60 s, want >= 5 (one per 10 s loop):\n%s", len(clips), stdout.String())
+	}
+	const frame = 1.0 / 25
+	for _, c := range clips {
+		pts, key := clipPackets(t, c)
+		slices.Sort(pts)
+		maxStep := 0.0
+		for i := 1; i < len(pts); i++ {
+			maxStep = max(maxStep, pts[i]-pts[i-1])
+		}
+		span := pts[len(pts)-1] - pts[0]
+		t.Logf("%s: %d frames over %.2f s, first is a keyframe: %v, largest pts step %.3f s",
+			filepath.Base(c), len(pts), span, key, maxStep)
+		if !key {
+			t.Errorf("%s does not start with a keyframe", c)
+		}
+		if maxStep > 2*frame+0.001 {
+			t.Errorf("%s has a pts jump of %.3f s (more than two frame intervals): two events in one clip", c, maxStep)
+		}
+		if span >= 10 {
+			t.Errorf("%s spans %.2f s: more than one event of the 10 s loop", c, span)
+		}
+	}
+}
+
+// clipPackets returns a video file's packets' presentation times (decode
+// order) and whether the first packet is a keyframe.
+func clipPackets(t *testing.T, path string) (pts []float64, key bool) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+		"-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	for i, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, ",")
+		p, err := strconv.ParseFloat(f[0], 64)
+		if err != nil || len(f) < 2 {
+			t.Fatalf("ffprobe %s: %q", path, line)
+		}
+		if i == 0 {
+			key = strings.HasPrefix(f[1], "K")
+		}
+		pts = append(pts, p)
+	}
+	return pts, key
 }

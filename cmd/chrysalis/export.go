@@ -16,6 +16,7 @@ import (
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
+	"github.com/chryscloud/chrysalis-go/mp4"
 	"github.com/chryscloud/chrysalis-go/sink"
 )
 
@@ -152,7 +153,7 @@ func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, 
 	if bar != nil {
 		tick = func() { bar.Add(1) }
 	}
-	st, err := sink.ExportMP4(ctx, cl.Cache(), camera, cache.IDAt(start), cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)},
+	st, err := mp4.Export(ctx, cl.Cache(), camera, cache.IDAt(start), cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)},
 		out, sink.VideoOptions{}, tick)
 	if bar != nil {
 		bar.Finish()

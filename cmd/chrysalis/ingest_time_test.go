@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -130,5 +132,25 @@ func TestIngestCLIListenRTMPCaptureTime(t *testing.T) {
 	}
 	if err := ing.Wait(); err != nil {
 		t.Fatalf("ingest after SIGINT: %v\n%s", err, stderr.String())
+	}
+
+	// export -o DIR/ over the whole push: one file per frame, as many as
+	// the cache holds packets.
+	dir := filepath.Join(t.TempDir(), "frames") + "/"
+	cmd := exec.CommandContext(ctx, ingestTestBinary(t), "export", "--camera", "cam", "--from", strconv.FormatUint(first, 10),
+		"--to", strconv.FormatUint(last, 10), "-o", dir, "--json")
+	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL="+srv.URL())
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	var e exportResult
+	if err := json.Unmarshal(out, &e); err != nil {
+		t.Fatalf("export --json: %v: %s", err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jpg"))
+	t.Logf("export -o DIR/: %d frames, %d files reported, %d on disk, %d cached packets", e.Frames, e.Files, len(files), len(msgs))
+	if e.Frames != int64(len(msgs)) || e.Files != e.Frames || len(files) != len(msgs) {
+		t.Fatalf("export of the push: %d frames, %d files reported, %d on disk; want %d", e.Frames, e.Files, len(files), len(msgs))
 	}
 }

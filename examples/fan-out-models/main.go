@@ -86,7 +86,7 @@ func run(f *excam.Flags, latency time.Duration) error {
 	g.Sink("model", sink.Func(model), slow, latest)
 
 	start := time.Now()
-	err = excam.IgnoreStop(g.Run(ctx)) // until -duration or Ctrl-C
+	err = g.Run(ctx) // until -duration or Ctrl-C (nil: a planned stop)
 	took := time.Since(start)
 
 	fmt.Printf("ran %s\n", took.Round(time.Millisecond))

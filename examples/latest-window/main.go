@@ -92,7 +92,7 @@ func showGraph(ctx context.Context, cl *chrysalis.Client, camera string, opts ch
 				s.In-s.Dropped, time.Since(start).Round(time.Millisecond), s.Dropped)
 		}
 	}
-	return excam.IgnoreStop(err)
+	return err // nil when it stopped as planned (-duration, Ctrl-C)
 }
 
 // showLoop is the same thing without a graph.
@@ -112,8 +112,11 @@ func showLoop(ctx context.Context, cl *chrysalis.Client, camera string, opts chr
 		// is in the cache. Latest is the non-blocking variant: it returns
 		// (nil, nil) when there is no new frame yet, which is not an error.
 		img, err := cam.WaitLatest(ctx)
+		if ctx.Err() != nil {
+			return nil // -duration or Ctrl-C: the planned end
+		}
 		if err != nil {
-			return excam.IgnoreStop(err)
+			return err
 		}
 		// ToMat wraps the pixels without copying: close the Mat before
 		// releasing the image, whose buffer goes back to a pool.

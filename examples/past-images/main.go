@@ -105,10 +105,11 @@ func run(f *excam.Flags, last, every time.Duration, out string) error {
 	return nil
 }
 
-// writeJPEG writes img as <camera>_<ms>.jpg in dir. ToRGBA copies the BGR24
+// writeJPEG writes img as <camera>_<ms>-<seq>.jpg in dir (the frame's cache id:
+// unique even when frames share a millisecond). ToRGBA copies the BGR24
 // pixels into the layout the standard encoder is fast on.
 func writeJPEG(dir string, img *chrysalis.ChImage) (string, error) {
-	name := filepath.Join(dir, fmt.Sprintf("%s_%d.jpg", img.Camera, img.TimestampMS()))
+	name := filepath.Join(dir, fmt.Sprintf("%s_%s.jpg", img.Camera, img.ID))
 	fh, err := os.Create(name)
 	if err != nil {
 		return "", err

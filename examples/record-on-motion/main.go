@@ -8,11 +8,12 @@
 // they are remuxed from the camera's original H.264 packets: full quality,
 // nothing re-encoded.
 //
-// A remuxed clip must start on a keyframe, so it begins at the first
-// keyframe inside [t-pre, t+post]: with a 2 s GOP, -pre 2s gives between 0
-// and 2 s of video before the trigger. Raise -pre by one GOP to be sure of
-// the full pre-roll, or set sink.VideoOptions{Mode: sink.Encode} in
-// ClipOptions.Video to re-encode every frame of the window instead.
+// The replay hands on the cached packets without decoding them (packet
+// mode): the clips are remuxed, so their pixels are never needed. Each
+// clip starts at the keyframe at or before its window, so it keeps the
+// whole pre-roll, and holds one event: a window that does not continue the
+// previous one starts a new file. Stopping (-duration or Ctrl-C) cuts a
+// pending window at the newest cached frame and finalises its clip.
 //
 // On the demo camera a box crosses the picture between 4 s and 7 s of every
 // 10 s loop, so the first event is recorded about 9 s after the start. A
@@ -36,6 +37,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/examples/internal/excam"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/operator"
+	"github.com/chryscloud/chrysalis-go/replay"
 	"github.com/chryscloud/chrysalis-go/sink"
 	"github.com/chryscloud/chrysalis-go/source"
 )
@@ -68,13 +70,18 @@ func run(f *excam.Flags, threshold float64, pre, post time.Duration, out string)
 	live := source.Live(cl, f.Camera, chrysalis.CameraOptions{Format: chrysalis.GRAY8, Width: 320})
 	motion := &operator.Motion{Threshold: threshold, MinInterval: 3 * time.Second}
 
-	// Recording: for a trigger at t, replay [t-pre, t+post] from the cache
-	// (overlapping windows merge), and write each burst of frames to its
-	// own MP4. Untouched frames carry their encoded packet, which the clip
-	// writer remuxes; the decoded pixels are not used.
-	replay := operator.NewWindowReplay(cl, f.Camera, pre, post, chrysalis.CameraOptions{})
-	clips := sink.Clips(out, sink.ClipOptions{
-		OnClip: func(path string) { fmt.Println("clip", path) },
+	// Recording: for a trigger at t, replay the packets of [t-pre, t+post]
+	// from the cache without decoding them (overlapping windows merge), and
+	// remux each event into its own MP4. Into runs the replay and the clip
+	// writer as one sink, so stopping keeps the last window.
+	rep := &replay.Window{Client: cl, Camera: f.Camera, Pre: pre, Post: post, Packets: true}
+	var clips *sink.ClipWriter
+	clips = sink.Clips(out, sink.ClipOptions{
+		OnClip: func(path string) {
+			c := clips.Clips()
+			ci := c[len(c)-1]
+			fmt.Printf("clip %s frames %d ids %s..%s packets %d..%d\n", path, ci.Frames, ci.First, ci.Last, ci.FirstNumber, ci.LastNumber)
+		},
 	})
 
 	g := flow.New(flow.Options{})
@@ -82,16 +89,12 @@ func run(f *excam.Flags, threshold float64, pre, post time.Duration, out string)
 	thr := g.Op("throttle", operator.Throttle(10), cam)
 	mot := g.Op("motion", motion, thr)
 	// Triggers are rare and each one matters: block rather than drop. The
-	// clip needs every frame of its window, so that edge blocks too; the
 	// replay reads the cache, it never holds the camera back.
-	rep := g.Op("replay", replay, mot, flow.Edge{Buffer: 4, Policy: flow.Block})
-	g.Sink("clips", clips, rep, flow.Edge{Buffer: 4, Policy: flow.Block}) // Block: the replay waits; each buffered image is a whole frame
+	g.Sink("clips", rep.Into(clips), mot, flow.Edge{Buffer: 4, Policy: flow.Block})
 
 	fmt.Printf("watching %q for motion (threshold %.1f) for %s; clips go to %s\n", f.Camera, threshold, f.Duration, out)
-	if err := excam.IgnoreStop(g.Run(ctx)); err != nil {
-		return err
-	}
-	fmt.Printf("examined %d frames: %d triggers, %d windows replayed (%d frames), clips written: %d\n",
-		motion.Frames(), motion.Triggers(), replay.Windows(), replay.Frames(), len(clips.Files()))
-	return nil
+	err = g.Run(ctx) // nil at -duration or Ctrl-C
+	fmt.Printf("examined %d frames: %d triggers, %d windows replayed (%d packets, %d skipped), clips written: %d\n",
+		motion.Frames(), motion.Triggers(), rep.Windows(), rep.Frames(), rep.Skipped(), len(clips.Files()))
+	return err
 }

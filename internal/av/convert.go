@@ -87,6 +87,28 @@ func (c *Converter) Convert(f *Frame, dstW, dstH int, pf PixelFormat, dst []byte
 	return out, stride, w, h, nil
 }
 
+// FromPacked is Convert's reverse, for encoders: it converts (and scales)
+// a packed image (h rows of stride bytes, w pixels of pf each) into dst, an
+// allocated, writable frame whose size and pixel format (e.g. yuv420p) say
+// what to produce. src is only read during the call. The same scaler
+// serves both directions; a Converter keeps one configuration at a time.
+func (c *Converter) FromPacked(src []byte, stride, w, h int, pf PixelFormat, dst *astiav.Frame) error {
+	avpf := avPixFmt(pf)
+	if avpf == astiav.PixelFormatNone || w <= 0 || h <= 0 || stride < w*pf.BytesPerPixel() {
+		return fmt.Errorf("av: convert: bad packed image %dx%d %v stride %d", w, h, pf, stride)
+	}
+	if len(src) < (h-1)*stride+w*pf.BytesPerPixel() {
+		return errors.New("av: convert: packed image shorter than its size")
+	}
+	key := scaleKey{w, h, avpf, dst.Width(), dst.Height(), dst.PixelFormat()}
+	if c.sws == nil || c.key != key {
+		if err := c.setup(key); err != nil {
+			return err
+		}
+	}
+	return c.sws.scalePacked(src, stride, h, dst)
+}
+
 // targetSize resolves the requested output size against the source size.
 func targetSize(srcW, srcH, dstW, dstH int) (int, int, error) {
 	switch {

@@ -12,6 +12,15 @@ package av
 //     int ls[4] = {stride, 0, 0, 0};
 //     return sws_scale(c, (const uint8_t * const *)src->data, src->linesize, 0, src->height, d, ls);
 // }
+//
+// // chr_sws_scale_packed converts h rows of one packed plane at src (Go
+// // memory, stride bytes per row, read only during the call) into dst's
+// // planes.
+// static int chr_sws_scale_packed(struct SwsContext *c, const uint8_t *src, int stride, int h, AVFrame *dst) {
+//     const uint8_t *s[4] = {src, NULL, NULL, NULL};
+//     int ls[4] = {stride, 0, 0, 0};
+//     return sws_scale(c, s, ls, 0, h, dst->data, dst->linesize);
+// }
 import "C"
 
 import (
@@ -49,6 +58,18 @@ func (s *scaler) scale(src *astiav.Frame, dst []byte, stride, h int) error {
 	}
 	if n := C.chr_sws_scale(s.c, frameC(src), (*C.uint8_t)(unsafe.Pointer(&dst[0])), C.int(stride)); int(n) != h {
 		return fmt.Errorf("av: convert: scaling wrote %d of %d rows", int(n), h)
+	}
+	return nil
+}
+
+// scalePacked converts packed src (h rows of stride bytes) into dst, whose
+// height rows it fills.
+func (s *scaler) scalePacked(src []byte, stride, h int, dst *astiav.Frame) error {
+	if len(src) < stride*(h-1)+1 || len(src) == 0 {
+		return errors.New("av: convert: source too small")
+	}
+	if n := C.chr_sws_scale_packed(s.c, (*C.uint8_t)(unsafe.Pointer(&src[0])), C.int(stride), C.int(h), frameC(dst)); int(n) != dst.Height() {
+		return fmt.Errorf("av: convert: scaling wrote %d of %d rows", int(n), dst.Height())
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-// Package avmux is what the remuxing sinks (sink.MP4Writer and sink/hls)
+// Package avmux is what the remuxing sinks (mp4.Writer and watch/hls)
 // share when they hand cached encoded packets to an FFmpeg muxer: the clock
 // that turns cache times and the packets' own timestamps into muxer
 // timestamps, the codec lookups, the stream set-up and the packet hand-off.

@@ -83,7 +83,7 @@ type Session struct {
 	log  *slog.Logger
 	dec  *av.Decoder
 	cd   media.Codec
-	conv av.Converter
+	conv *Converter
 
 	fed      media.Packet // last packet fed
 	hasFed   bool
@@ -103,9 +103,34 @@ func New(o Options) *Session {
 	c := o.Counters
 	if c == nil {
 		c = new(Counters)
+		o.Counters = c
 	}
-	return &Session{o: o, c: c, log: o.Logger, meta: map[int64]media.Packet{}, needKey: true}
+	return &Session{o: o, c: c, log: o.Logger, meta: map[int64]media.Packet{}, needKey: true, conv: NewConverter(o)}
 }
+
+// Converter turns decoded frames into pooled images labelled with their
+// packets: the conversion half of a Session, for a goroutine that converts
+// frames another goroutine decoded. Not safe for concurrent use.
+type Converter struct {
+	o    Options
+	c    *Counters
+	conv av.Converter
+}
+
+// NewConverter returns a converter with o's layout, pool and counters.
+func NewConverter(o Options) *Converter {
+	if o.Pool == nil {
+		o.Pool = new(media.ImagePool)
+	}
+	c := o.Counters
+	if c == nil {
+		c = new(Counters)
+	}
+	return &Converter{o: o, c: c}
+}
+
+// Close releases the scaler. Idempotent.
+func (cv *Converter) Close() { _ = cv.conv.Close() }
 
 // Counters returns the session's counters.
 func (s *Session) Counters() *Counters { return s.c }
@@ -114,7 +139,7 @@ func (s *Session) Counters() *Counters { return s.c }
 func (s *Session) Close() {
 	_ = s.dec.Close()
 	s.dec = nil
-	_ = s.conv.Close()
+	s.conv.Close()
 }
 
 // Fed returns the id of the last packet fed and whether there is one since
@@ -326,10 +351,15 @@ func PresentationMS(p media.Packet) uint64 {
 	return p.ID.MS + uint64(float64(p.PTS-p.DTS)*p.TimeBase*1000+0.5)
 }
 
+// Convert is the session's Converter.Convert.
+func (s *Session) Convert(f *av.Frame, p media.Packet) (*media.ChImage, error) {
+	return s.conv.Convert(f, p)
+}
+
 // Convert turns f into an image with a pooled buffer, labelled with packet
 // p (see the package comment for ID and Time).
-func (s *Session) Convert(f *av.Frame, p media.Packet) (*media.ChImage, error) {
-	o := s.o
+func (cv *Converter) Convert(f *av.Frame, p media.Packet) (*media.ChImage, error) {
+	o := cv.o
 	bpp := o.Format.BytesPerPixel()
 	if bpp == 0 {
 		return nil, fmt.Errorf("chrysalis: unsupported pixel format %v", o.Format)
@@ -339,12 +369,12 @@ func (s *Session) Convert(f *av.Frame, p media.Packet) (*media.ChImage, error) {
 		gw, gh = o.Width, o.Height
 	}
 	buf := o.Pool.Buffer(gw * gh * bpp)
-	out, stride, w, h, err := s.conv.Convert(f, o.Width, o.Height, o.Format, buf)
+	out, stride, w, h, err := cv.conv.Convert(f, o.Width, o.Height, o.Format, buf)
 	if err != nil {
 		o.Pool.Put(buf)
 		return nil, fmt.Errorf("camera %q: %w", o.Camera, err)
 	}
-	s.c.Converted.Add(1)
+	cv.c.Converted.Add(1)
 	pt := f.PictType()
 	if pt == "" {
 		pt = "?"

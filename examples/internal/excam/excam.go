@@ -32,7 +32,6 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 	"github.com/chryscloud/chrysalis-go/ingest"
-	"github.com/chryscloud/chrysalis-go/internal/democlip"
 )
 
 // Flags are the flags every example shares.
@@ -102,65 +101,27 @@ func (f *Flags) openRedis(ctx context.Context) (*chrysalis.Client, func(), error
 }
 
 func (f *Flags) openDemo(ctx context.Context) (*chrysalis.Client, func(), error) {
-	dir, err := os.MkdirTemp("", "chrysalis-example-*")
-	if err != nil {
-		return nil, nil, err
-	}
-	clip, err := democlip.WriteTo(dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, err
-	}
 	mem := cache.NewMemory(cache.Retention{MaxAge: time.Minute})
-	ing, err := ingest.New(mem, ingest.Config{
-		Camera:   f.Camera,
-		Input:    clip,
-		Realtime: true, // paced like a camera, not read as fast as possible
-		Loop:     true,
+	// The ingest runs until release: it must outlive the example's context,
+	// which ends at -duration while the example is still finishing (closing
+	// files, printing counters).
+	run, err := ingest.Start(ctx, mem, ingest.Config{
+		Camera: f.Camera,
+		Input:  ingest.DemoInput, // looped, paced like a camera
 		// The ingest's own progress lines would drown the example's output.
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		mem.Close()
-		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	// The ingest gets its own context: it must outlive the example's
-	// context, which ends at -duration while the example is still finishing
-	// (closing files, printing counters).
-	ictx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ing.Run(ictx) }()
 	release := func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := run.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "demo camera:", err)
 		}
 		mem.Close()
-		os.RemoveAll(dir)
 	}
-
-	// Wait for the first frame, so that the example never sees an unknown
-	// camera. The read blocks until it arrives (a blocking read waits for a
-	// camera that is not there yet); the bound only lets us notice an
-	// ingest that stopped first.
-	for {
-		pkts, err := mem.ReadAfter(ctx, f.Camera, cache.ID{}, 1, 100*time.Millisecond)
-		if err != nil {
-			release()
-			return nil, nil, err
-		}
-		if len(pkts) > 0 {
-			return chrysalis.New(mem, chrysalis.Options{}), release, nil
-		}
-		select {
-		case err := <-done:
-			done <- err // release reads it again
-			release()
-			return nil, nil, fmt.Errorf("demo camera stopped: %v", err)
-		default:
-		}
-	}
+	return chrysalis.New(mem, chrysalis.Options{}), release, nil
 }
 
 // WaitForHistory waits until the cache holds at least d of the camera's
@@ -184,13 +145,4 @@ func WaitForHistory(ctx context.Context, cam *chrysalis.Camera, d time.Duration)
 		case <-tick.C:
 		}
 	}
-}
-
-// IgnoreStop returns nil for the errors of a run that ended because
-// -duration elapsed or Ctrl-C was pressed, and err otherwise.
-func IgnoreStop(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
 }

@@ -1,4 +1,4 @@
-package sink
+package mp4
 
 import (
 	"context"
@@ -19,39 +19,47 @@ type ExportStats struct {
 	FirstMS, LastMS int64
 }
 
-// exportPage is how many packets ExportMP4 fetches per cache round trip.
+// exportPage is how many packets Export fetches per cache round trip.
 const exportPage = 256
 
-// ExportMP4 remuxes a camera's cached packets of [start, end] into an MP4
+// Export remuxes a camera's cached packets of [start, end] into an MP4
 // at path, without re-encoding. An MP4 can only start on a keyframe, so the
 // file starts at the keyframe at or before start (or, when there is none,
 // at the first keyframe inside the window). A codec change inside the
 // window ends the file at the change. progress, when set, is called once
 // per packet written. A window without frames returns an error wrapping
 // cache.ErrNotFound and leaves no file.
-func ExportMP4(ctx context.Context, c cache.Cache, camera string, start, end cache.ID, path string, o VideoOptions,
+func Export(ctx context.Context, c cache.Cache, camera string, start, end cache.ID, path string, o Options,
 	progress func()) (ExportStats, error) {
 	var st ExportStats
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	from := cache.ID{MS: start.MS}
-	kf, err := c.KeyframeAtOrBefore(ctx, camera, cache.ID{MS: start.MS, Seq: ^uint64(0)})
-	switch {
-	case err == nil:
-		from = kf.ID
-	case errors.Is(err, cache.ErrNotFound):
-		// No keyframe before the window: the writer skips to the first one
-		// inside it.
-	default:
+	// The keyframe at or before the window's first packet (sequence-aware:
+	// many packets may share start's millisecond).
+	from := start
+	first, err := c.Range(ctx, camera, start, end, 1)
+	if err != nil {
 		return st, err
+	}
+	if len(first) == 1 {
+		kf, err := c.KeyframeAtOrBefore(ctx, camera, first[0].ID)
+		switch {
+		case err == nil:
+			from = kf.ID
+		case errors.Is(err, cache.ErrNotFound):
+			// No keyframe before the window: the writer skips to the first
+			// one inside it.
+		default:
+			return st, err
+		}
 	}
 	codec, err := c.Codec(ctx, camera)
 	if err != nil && !errors.Is(err, cache.ErrNotFound) && !errors.Is(err, cache.ErrUnknownCamera) {
 		return st, err
 	}
-	w, err := CreateMP4(path, codec, o)
+	w, err := Create(path, codec, o)
 	if err != nil {
 		return st, err
 	}
@@ -65,7 +73,7 @@ func ExportMP4(ctx context.Context, c cache.Cache, camera string, start, end cac
 		for _, p := range pkts {
 			err := w.WritePacket(p)
 			if errors.Is(err, ErrCodecChanged) {
-				log.Info("sink: export stops at a codec change", "camera", camera, "at", p.ID.String())
+				log.Info("mp4: export stops at a codec change", "camera", camera, "at", p.ID.String())
 				done = true
 				break
 			}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/chryscloud/chrysalis-go/cache"
-	"github.com/chryscloud/chrysalis-go/sink/hls"
+	"github.com/chryscloud/chrysalis-go/watch/hls"
 )
 
 // Serve every camera of a cache as HLS: players load

@@ -21,7 +21,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testx"
-	"github.com/chryscloud/chrysalis-go/sink/hls"
+	"github.com/chryscloud/chrysalis-go/watch/hls"
 )
 
 // shortGOP encodes a 2 s test pattern clip (25 fps, a keyframe every 25

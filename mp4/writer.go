@@ -1,4 +1,4 @@
-package sink
+package mp4
 
 import (
 	"bytes"
@@ -12,20 +12,20 @@ import (
 
 	"github.com/asticode/go-astiav"
 
-	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/av"
 	"github.com/chryscloud/chrysalis-go/internal/avmux"
+	"github.com/chryscloud/chrysalis-go/media"
 )
 
-// VideoMode chooses how a video sink turns images into a file.
-type VideoMode int
+// Mode chooses how a video sink turns images into a file.
+type Mode int
 
 const (
 	// Auto (the default) decides from the first image: Remux when it is
 	// untouched (!Modified) and carries its encoded packet, Encode
 	// otherwise. The choice holds for the whole file.
-	Auto VideoMode = iota
+	Auto Mode = iota
 	// Remux writes the images' original encoded packets without decoding or
 	// re-encoding: bit-exact and nearly free. Images before the first
 	// keyframe are skipped. Modified images are written from their original
@@ -36,7 +36,7 @@ const (
 	Encode
 )
 
-func (m VideoMode) String() string {
+func (m Mode) String() string {
 	switch m {
 	case Auto:
 		return "auto"
@@ -45,16 +45,16 @@ func (m VideoMode) String() string {
 	case Encode:
 		return "encode"
 	}
-	return "VideoMode(" + strconv.Itoa(int(m)) + ")"
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
 }
 
-// VideoOptions configures the MP4 writers and sinks. The zero value
+// Options configures the MP4 writers and sinks. The zero value
 // remuxes untouched images and otherwise encodes at 25 fps with libx264
 // preset veryfast, CRF 23, a keyframe every 2 s.
-type VideoOptions struct {
+type Options struct {
 	// Mode is Auto (default), Remux or Encode. Only the image sinks read
-	// it; an MP4Writer's mode is set by its first write.
-	Mode VideoMode
+	// it; an Writer's mode is set by its first write.
+	Mode Mode
 	// FPS is the nominal frame rate when encoding (rate control and the
 	// keyframe interval), and the duration given to the last frame when
 	// there is no previous frame interval to copy. Frame timestamps, not
@@ -75,7 +75,9 @@ type VideoOptions struct {
 	Logger *slog.Logger
 }
 
-func (o VideoOptions) withDefaults() (VideoOptions, error) {
+// WithDefaults returns o with its defaults filled in, or an error for a
+// value out of range.
+func (o Options) WithDefaults() (Options, error) {
 	if o.FPS == 0 {
 		o.FPS = 25
 	}
@@ -93,13 +95,13 @@ func (o VideoOptions) withDefaults() (VideoOptions, error) {
 	}
 	switch {
 	case o.FPS < 0 || o.FPS > 1000:
-		return o, fmt.Errorf("sink: FPS %d out of 1..1000", o.FPS)
+		return o, fmt.Errorf("mp4: FPS %d out of 1..1000", o.FPS)
 	case o.CRF < 0 || o.CRF > 51:
-		return o, fmt.Errorf("sink: CRF %d out of 0..51", o.CRF)
+		return o, fmt.Errorf("mp4: CRF %d out of 0..51", o.CRF)
 	case o.GOP < 0:
-		return o, fmt.Errorf("sink: negative GOP %d", o.GOP)
+		return o, fmt.Errorf("mp4: negative GOP %d", o.GOP)
 	case o.Mode < Auto || o.Mode > Encode:
-		return o, fmt.Errorf("sink: unknown %v", o.Mode)
+		return o, fmt.Errorf("mp4: unknown %v", o.Mode)
 	}
 	return o, nil
 }
@@ -108,22 +110,22 @@ func (o VideoOptions) withDefaults() (VideoOptions, error) {
 var (
 	// ErrNoFrames: Close found nothing written (no keyframe ever came in
 	// remux mode, or no image at all); no file was created.
-	ErrNoFrames = errors.New("sink: no frames written")
+	ErrNoFrames = errors.New("mp4: no frames written")
 	// ErrCodecChanged: a keyframe's codec parameters (extradata or size)
 	// differ from the file's. The packet was not written; the writer stays
 	// usable, and the caller may Close it and start a new file.
-	ErrCodecChanged = errors.New("sink: codec parameters changed")
+	ErrCodecChanged = errors.New("mp4: codec parameters changed")
 	// ErrMixedInput: WritePacket and WriteImage were both used on one
 	// writer.
-	ErrMixedInput = errors.New("sink: packets and images mixed in one file")
+	ErrMixedInput = errors.New("mp4: packets and images mixed in one file")
 	// ErrClosed: the writer was closed.
-	ErrClosed = errors.New("sink: writer closed")
+	ErrClosed = errors.New("mp4: writer closed")
 )
 
-// MP4Stats are an MP4Writer's counters.
-type MP4Stats struct {
+// Stats are an Writer's counters.
+type Stats struct {
 	// Mode is Remux or Encode once the first write decided it, else Auto.
-	Mode VideoMode
+	Mode Mode
 	// Packets is the number of video packets (= frames) in the file.
 	Packets int64
 	// Skipped counts packets not written: those before the first keyframe,
@@ -150,7 +152,7 @@ type held struct {
 	key      bool
 }
 
-// MP4Writer writes one MP4 file, either by remuxing encoded packets
+// Writer writes one MP4 file, either by remuxing encoded packets
 // (WritePacket) or by encoding images (WriteImage); the first call decides
 // and the two cannot be mixed.
 //
@@ -170,10 +172,10 @@ type held struct {
 // before (or 1/FPS when there is only one). Encoded images are stamped by
 // their Time relative to the first image.
 //
-// An MP4Writer is not safe for concurrent use, except Stats.
-type MP4Writer struct {
+// An Writer is not safe for concurrent use, except Stats.
+type Writer struct {
 	path, tmp string
-	o         VideoOptions
+	o         Options
 	log       *slog.Logger
 	hint      cache.Codec
 
@@ -183,7 +185,7 @@ type MP4Writer struct {
 	pkt *astiav.Packet
 	buf []byte
 
-	mode       VideoMode
+	mode       Mode
 	headerDone bool
 	extradata  []byte // remux: the codec parameters in the file
 	width      int
@@ -209,20 +211,20 @@ type MP4Writer struct {
 	closeErr error
 }
 
-// NewMP4Writer creates an MP4 writer for path. It opens the temporary
+// NewWriter creates an MP4 writer for path. It opens the temporary
 // output file right away, so an unwritable directory fails here. The
 // writer's mode is set by its first WritePacket (remux) or WriteImage
 // (encode) call.
-func NewMP4Writer(path string, o VideoOptions) (*MP4Writer, error) {
-	o, err := o.withDefaults()
+func NewWriter(path string, o Options) (*Writer, error) {
+	o, err := o.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
-	w := &MP4Writer{path: path, o: o, log: o.Logger, clock: avmux.Clock{Rate: ticksPerSecond}}
+	w := &Writer{path: path, o: o, log: o.Logger, clock: avmux.Clock{Rate: ticksPerSecond}}
 	// A unique temporary name, so two writers of one path cannot collide.
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
 	if err != nil {
-		return nil, fmt.Errorf("sink: %w", err)
+		return nil, fmt.Errorf("mp4: %w", err)
 	}
 	w.tmp = f.Name()
 	f.Close()
@@ -234,10 +236,10 @@ func NewMP4Writer(path string, o VideoOptions) (*MP4Writer, error) {
 	return w, nil
 }
 
-// CreateMP4 creates an MP4 file at path for remuxing packets of the given
+// Create creates an MP4 file at path for remuxing packets of the given
 // codec, typically straight from the cache:
 //
-//	w, err := sink.CreateMP4(path, codec, sink.VideoOptions{})
+//	w, err := mp4.Create(path, codec, mp4.Options{})
 //	...
 //	err = w.WritePacket(p) // for each packet, in cache order
 //	...
@@ -246,13 +248,13 @@ func NewMP4Writer(path string, o VideoOptions) (*MP4Writer, error) {
 // codec comes from cache.Cache.Codec; its extradata and size are used when
 // the first keyframe does not carry its own. A zero codec is allowed: the
 // parameters are then taken from the first keyframe.
-func CreateMP4(path string, codec cache.Codec, o VideoOptions) (*MP4Writer, error) {
+func Create(path string, codec cache.Codec, o Options) (*Writer, error) {
 	if codec.Name != "" {
 		if _, err := avmux.CodecID(codec.Name); err != nil {
-			return nil, fmt.Errorf("sink: %w", err)
+			return nil, fmt.Errorf("mp4: %w", err)
 		}
 	}
-	w, err := NewMP4Writer(path, o)
+	w, err := NewWriter(path, o)
 	if err != nil {
 		return nil, err
 	}
@@ -261,21 +263,21 @@ func CreateMP4(path string, codec cache.Codec, o VideoOptions) (*MP4Writer, erro
 	return w, nil
 }
 
-func (w *MP4Writer) open() error {
+func (w *Writer) open() error {
 	fc, err := astiav.AllocOutputFormatContext(nil, "mp4", w.tmp)
 	if err != nil {
-		return fmt.Errorf("sink: allocating mp4 muxer: %w", err)
+		return fmt.Errorf("mp4: allocating mp4 muxer: %w", err)
 	}
 	if fc == nil {
-		return errors.New("sink: allocating mp4 muxer failed")
+		return errors.New("mp4: allocating mp4 muxer failed")
 	}
 	w.fc = fc // freed by free
 	if w.pkt = astiav.AllocPacket(); w.pkt == nil {
-		return errors.New("sink: allocating packet failed")
+		return errors.New("mp4: allocating packet failed")
 	}
 	pb, err := astiav.OpenIOContext(w.tmp, astiav.NewIOContextFlags(astiav.IOContextFlagWrite))
 	if err != nil {
-		return fmt.Errorf("sink: creating %s: %w", w.tmp, err)
+		return fmt.Errorf("mp4: creating %s: %w", w.tmp, err)
 	}
 	w.pb = pb // closed by free
 	fc.SetPb(pb)
@@ -283,7 +285,7 @@ func (w *MP4Writer) open() error {
 }
 
 // free releases the FFmpeg objects. Idempotent.
-func (w *MP4Writer) free() error {
+func (w *Writer) free() error {
 	var err error
 	w.enc.close()
 	w.enc = nil
@@ -303,14 +305,14 @@ func (w *MP4Writer) free() error {
 }
 
 // Path is the final path of the file.
-func (w *MP4Writer) Path() string { return w.path }
+func (w *Writer) Path() string { return w.path }
 
 // Stats returns the writer's counters; safe from any goroutine.
-func (w *MP4Writer) Stats() MP4Stats {
-	return MP4Stats{Mode: VideoMode(w.modeStat.Load()), Packets: w.packets.Load(), Skipped: w.skipped.Load()}
+func (w *Writer) Stats() Stats {
+	return Stats{Mode: Mode(w.modeStat.Load()), Packets: w.packets.Load(), Skipped: w.skipped.Load()}
 }
 
-func (w *MP4Writer) setMode(m VideoMode) error {
+func (w *Writer) setMode(m Mode) error {
 	if w.mode == m {
 		return nil
 	}
@@ -329,7 +331,7 @@ func (w *MP4Writer) setMode(m VideoMode) error {
 //
 // A keyframe whose codec parameters differ from the file's returns an
 // error wrapping ErrCodecChanged and is not written.
-func (w *MP4Writer) WritePacket(p cache.Packet) error {
+func (w *Writer) WritePacket(p cache.Packet) error {
 	if w.closed {
 		return ErrClosed
 	}
@@ -342,7 +344,7 @@ func (w *MP4Writer) WritePacket(p cache.Packet) error {
 	// Detect lost packets through the ingest's numbering.
 	if p.Number > 0 && w.lastNumber > 0 && p.Number != w.lastNumber+1 && !p.Keyframe && w.headerDone {
 		if !w.gap {
-			w.log.Warn("sink: gap in packet numbers; skipping to the next keyframe", "file", w.path,
+			w.log.Warn("mp4: gap in packet numbers; skipping to the next keyframe", "file", w.path,
 				"after", w.lastNumber, "got", p.Number)
 		}
 		w.gap = true
@@ -375,7 +377,7 @@ func (w *MP4Writer) WritePacket(p cache.Packet) error {
 }
 
 // remuxTimes computes a packet's decode and presentation time in ticks.
-func (w *MP4Writer) remuxTimes(p cache.Packet) (dts, pts int64) {
+func (w *Writer) remuxTimes(p cache.Packet) (dts, pts int64) {
 	dts, pts = w.clock.Next(p)
 	if !w.shifted {
 		// Start presentation at 0: with B-frames the first decode time
@@ -386,10 +388,10 @@ func (w *MP4Writer) remuxTimes(p cache.Packet) (dts, pts int64) {
 }
 
 // remuxHeader creates the stream from the first keyframe and writes the
-// header. What the keyframe does not carry comes from the codec CreateMP4
+// header. What the keyframe does not carry comes from the codec Create
 // was given (whichever codec that names); the pixel format only from the
 // keyframe.
-func (w *MP4Writer) remuxHeader(p cache.Packet) error {
+func (w *Writer) remuxHeader(p cache.Packet) error {
 	cd := avmux.PacketCodec(p)
 	if cd.Name == "" {
 		cd.Name = w.hint.Name
@@ -399,7 +401,7 @@ func (w *MP4Writer) remuxHeader(p cache.Packet) error {
 	}
 	id, err := avmux.CodecID(cd.Name)
 	if err != nil {
-		return fmt.Errorf("sink: %w", err)
+		return fmt.Errorf("mp4: %w", err)
 	}
 	if len(cd.Extradata) == 0 {
 		cd.Extradata = w.hint.Extradata
@@ -415,11 +417,11 @@ func (w *MP4Writer) remuxHeader(p cache.Packet) error {
 	}
 	st := w.fc.NewStream(nil)
 	if st == nil {
-		return errors.New("sink: creating mp4 stream failed")
+		return errors.New("mp4: creating mp4 stream failed")
 	}
 	cp := st.CodecParameters()
 	if err := avmux.SetCodecParameters(cp, id, cd); err != nil {
-		return fmt.Errorf("sink: %w", err)
+		return fmt.Errorf("mp4: %w", err)
 	}
 	if id == astiav.CodecIDHevc && len(cd.Extradata) > 0 && cd.Extradata[0] == 1 {
 		// hvcC with parameter sets out of band: tag hvc1, which Apple
@@ -433,7 +435,7 @@ func (w *MP4Writer) remuxHeader(p cache.Packet) error {
 }
 
 // checkCodec reports ErrCodecChanged when keyframe p does not fit the file.
-func (w *MP4Writer) checkCodec(p cache.Packet) error {
+func (w *Writer) checkCodec(p cache.Packet) error {
 	switch {
 	case len(p.Extradata) > 0 && len(w.extradata) > 0 && !bytes.Equal(p.Extradata, w.extradata):
 		return fmt.Errorf("%w: new extradata at %s", ErrCodecChanged, p.ID)
@@ -443,17 +445,17 @@ func (w *MP4Writer) checkCodec(p cache.Packet) error {
 	return nil
 }
 
-func (w *MP4Writer) writeHeader() error {
+func (w *Writer) writeHeader() error {
 	var d *astiav.Dictionary
 	if w.o.FastStart {
 		d = astiav.NewDictionary()
 		defer d.Free()
 		if err := d.Set("movflags", "+faststart", astiav.NewDictionaryFlags()); err != nil {
-			return fmt.Errorf("sink: %w", err)
+			return fmt.Errorf("mp4: %w", err)
 		}
 	}
 	if err := w.fc.WriteHeader(d); err != nil {
-		return fmt.Errorf("sink: writing mp4 header: %w", err)
+		return fmt.Errorf("mp4: writing mp4 header: %w", err)
 	}
 	w.headerDone = true
 	return nil
@@ -461,7 +463,7 @@ func (w *MP4Writer) writeHeader() error {
 
 // queue holds p until the next packet gives its duration, and writes the
 // packet held before.
-func (w *MP4Writer) queue(p held) error {
+func (w *Writer) queue(p held) error {
 	if w.havePend {
 		dur := p.dts - w.pend.dts
 		if err := w.writeHeld(w.pend, dur); err != nil {
@@ -475,7 +477,7 @@ func (w *MP4Writer) queue(p held) error {
 }
 
 // flushHeld writes the last held packet, as long as the one before it.
-func (w *MP4Writer) flushHeld() error {
+func (w *Writer) flushHeld() error {
 	if !w.havePend {
 		return nil
 	}
@@ -487,10 +489,10 @@ func (w *MP4Writer) flushHeld() error {
 	return w.writeHeld(w.pend, dur)
 }
 
-func (w *MP4Writer) writeHeld(h held, dur int64) error {
+func (w *Writer) writeHeld(h held, dur int64) error {
 	p := avmux.Packet{Data: h.data, PTS: h.pts, DTS: h.dts, Dur: dur, Key: h.key}
 	if err := avmux.WritePacket(w.fc, w.st, w.pkt, &w.buf, tb, p); err != nil {
-		return fmt.Errorf("sink: writing packet: %w", err)
+		return fmt.Errorf("mp4: writing packet: %w", err)
 	}
 	w.packets.Add(1)
 	return nil
@@ -501,7 +503,7 @@ func (w *MP4Writer) writeHeld(h held, dur int64) error {
 // images of another size are scaled to it. Images must come in time order;
 // each is stamped by its Time. img is only read during the call; the
 // caller keeps its reference.
-func (w *MP4Writer) WriteImage(img *chrysalis.ChImage) error {
+func (w *Writer) WriteImage(img *media.ChImage) error {
 	if w.closed {
 		return ErrClosed
 	}
@@ -518,10 +520,10 @@ func (w *MP4Writer) WriteImage(img *chrysalis.ChImage) error {
 		w.enc = enc
 		st := w.fc.NewStream(nil)
 		if st == nil {
-			return errors.New("sink: creating mp4 stream failed")
+			return errors.New("mp4: creating mp4 stream failed")
 		}
 		if err := st.CodecParameters().FromCodecContext(enc.cc); err != nil {
-			return fmt.Errorf("sink: %w", err)
+			return fmt.Errorf("mp4: %w", err)
 		}
 		st.SetTimeBase(tb)
 		st.SetAvgFrameRate(astiav.NewRational(w.o.FPS, 1))
@@ -540,7 +542,7 @@ func (w *MP4Writer) WriteImage(img *chrysalis.ChImage) error {
 // and the trailer, and renames the file into place. When nothing was
 // written it removes the temporary file and returns ErrNoFrames. Close is
 // idempotent: later calls return the first call's result.
-func (w *MP4Writer) Close() error {
+func (w *Writer) Close() error {
 	if w.closed {
 		return w.closeErr
 	}
@@ -552,11 +554,11 @@ func (w *MP4Writer) Close() error {
 	if w.headerDone {
 		errs = append(errs, w.flushHeld())
 		if err := w.fc.WriteTrailer(); err != nil {
-			errs = append(errs, fmt.Errorf("sink: writing mp4 trailer: %w", err))
+			errs = append(errs, fmt.Errorf("mp4: writing mp4 trailer: %w", err))
 		}
 	}
 	if err := w.free(); err != nil {
-		errs = append(errs, fmt.Errorf("sink: closing %s: %w", w.tmp, err))
+		errs = append(errs, fmt.Errorf("mp4: closing %s: %w", w.tmp, err))
 	}
 	err := errors.Join(errs...)
 	switch {
@@ -569,13 +571,13 @@ func (w *MP4Writer) Close() error {
 		// os.CreateTemp made the file private (0600); the finished video
 		// is an ordinary file, readable like the image sink's.
 		if cerr := os.Chmod(w.tmp, 0o644); cerr != nil {
-			err = fmt.Errorf("sink: %w", cerr)
+			err = fmt.Errorf("mp4: %w", cerr)
 		} else if rerr := os.Rename(w.tmp, w.path); rerr != nil {
-			err = fmt.Errorf("sink: %w", rerr)
+			err = fmt.Errorf("mp4: %w", rerr)
 		}
 	default:
 		// Keep what was written under its temporary name for inspection.
-		w.log.Error("sink: mp4 not finalized", "file", w.tmp, "err", err)
+		w.log.Error("mp4: mp4 not finalized", "file", w.tmp, "err", err)
 	}
 	w.closeErr = err
 	return err
@@ -585,7 +587,7 @@ func (w *MP4Writer) Close() error {
 func frameSize(name string, extra []byte, p cache.Packet) (int, int, error) {
 	d, err := av.NewDecoder(av.CodecParams{Name: name, Extradata: extra}, av.DecoderOptions{Threads: 1, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		return 0, 0, fmt.Errorf("sink: %w", err)
+		return 0, 0, fmt.Errorf("mp4: %w", err)
 	}
 	defer d.Close()
 	var wd, ht int
@@ -596,13 +598,13 @@ func frameSize(name string, extra []byte, p cache.Packet) (int, int, error) {
 		return nil
 	}
 	if err := d.Decode(p.Data, p.PTS, p.DTS, true, got); err != nil {
-		return 0, 0, fmt.Errorf("sink: probing the video size: %w", err)
+		return 0, 0, fmt.Errorf("mp4: probing the video size: %w", err)
 	}
 	if err := d.Flush(got); err != nil {
-		return 0, 0, fmt.Errorf("sink: probing the video size: %w", err)
+		return 0, 0, fmt.Errorf("mp4: probing the video size: %w", err)
 	}
 	if wd <= 0 || ht <= 0 {
-		return 0, 0, errors.New("sink: video size unknown and the keyframe did not decode")
+		return 0, 0, errors.New("mp4: video size unknown and the keyframe did not decode")
 	}
 	return wd, ht, nil
 }

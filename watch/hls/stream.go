@@ -100,7 +100,7 @@ const (
 //
 // Timestamps are the packets' cache times in milliseconds from the first
 // packet, corrected by the packets' own DTS steps where those agree with the
-// cache clock (as sink.MP4Writer does); a packet's presentation time adds
+// cache clock (as mp4.Writer does); a packet's presentation time adds
 // its own reorder delay (PTS-DTS). A keyframe with other codec parameters
 // (a camera reconnecting with another resolution or codec) closes the muxer
 // and opens a new one that continues the playlist after an
