@@ -1,12 +1,16 @@
 package chrysalis_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"math"
 	"os"
+	"runtime"
 	"slices"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,7 +36,7 @@ func TestPastWindow(t *testing.T) {
 		if !got[0].Time.Equal(ms(tc.from)) || !got[len(got)-1].Time.Equal(ms(tc.to)) {
 			t.Fatalf("[%d,%d]: first %v last %v", tc.from, tc.to, got[0].Time, got[len(got)-1].Time)
 		}
-		checkPSNR(t, got, ref, tc.from, 40)
+		checkExact(t, got, ref, tc.from)
 	}
 	// Early stop: break after 3 frames, then the camera keeps working.
 	n := 0
@@ -63,8 +67,8 @@ func TestScreenshot(t *testing.T) {
 		if !img.Keyframe || !img.Time.Equal(ms(tc.want)) {
 			t.Fatalf("screenshot at %d: keyframe %v time %v, want frame %d", tc.at, img.Keyframe, img.Time, tc.want)
 		}
-		if p := testclip.PSNR(img.Data, ref[tc.want]); p < 40 {
-			t.Fatalf("screenshot at %d: PSNR %.1f", tc.at, p)
+		if !bytes.Equal(img.Data, ref[tc.want]) {
+			t.Fatalf("screenshot at %d differs from ffmpeg's frame %d: PSNR %.1f dB", tc.at, tc.want, testclip.PSNR(img.Data, ref[tc.want]))
 		}
 	}
 	_, err := cam.Screenshot(context.Background(), ms(-1))
@@ -82,7 +86,7 @@ func TestLatestStatic(t *testing.T) {
 		t.Fatalf("latest: %v %v", img, err)
 	}
 	ref := testclip.Reference(t, "clip720.mp4", "bgr24", 0, 0)
-	if !img.Time.Equal(ms(99)) || testclip.PSNR(img.Data, ref[99]) < 40 {
+	if !img.Time.Equal(ms(99)) || !bytes.Equal(img.Data, ref[99]) {
 		t.Fatalf("latest is %v, want frame 99", img.Time)
 	}
 	// Only the newest GOP was decoded: packets 50..99.
@@ -102,7 +106,10 @@ func TestLatestStatic(t *testing.T) {
 }
 
 // Latest under a consumer that sleeps 200 ms per frame on a 25 fps live
-// feed: every frame is newer than the last and frame age stays bounded.
+// feed: frames are the newest packet in the cache when WaitLatest was
+// called (p50), and frame age stays within 2x the README's figures
+// for this measure (p50 26 ms, p99 47 ms at 720p, measured on a quiet
+// machine by bench LiveFrameAge).
 func TestLatestSlowConsumer(t *testing.T) {
 	clip := testclip.Load(t, "clip720.mp4")
 	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
@@ -114,10 +121,15 @@ func TestLatestSlowConsumer(t *testing.T) {
 	live := clip.Live(t, mc, "live", 0)
 	cam := cl.Camera("live", chrysalis.CameraOptions{})
 	defer cam.Close()
-	var ages []time.Duration
+	share := cpuShare(t, ctx)
+	var ages, lags []time.Duration
 	var last time.Time
-	deadline := time.Now().Add(4 * time.Second)
+	deadline := time.Now().Add(6 * time.Second)
 	for time.Now().Before(deadline) {
+		newest, err := mc.RevRange(ctx, "live", cache.MaxID, cache.MinID, 1)
+		if err != nil || len(newest) != 1 {
+			t.Fatalf("newest packet: %v %v", newest, err)
+		}
 		img, err := cam.WaitLatest(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -126,20 +138,43 @@ func TestLatestSlowConsumer(t *testing.T) {
 		if !img.Time.After(last) {
 			t.Fatalf("frame %v not newer than %v", img.Time, last)
 		}
+		// How far the frame is behind the newest packet when the call
+		// started (the follower decodes ahead; it may be mid-packet).
+		lags = append(lags, time.Duration(max(int64(newest[0].ID.MS)-int64(img.ID.MS), 0))*time.Millisecond)
 		last = img.Time
 		img.Release()
 		time.Sleep(200 * time.Millisecond)
 	}
 	live.Stop()
-	slices.Sort(ages)
-	p50, p99 := ages[len(ages)/2], ages[int(math.Ceil(float64(len(ages))*0.99))-1]
+	sh := share()
+	p50, p99 := percentile(ages, 50), percentile(ages, 99)
+	lag50, lagMax := percentile(lags, 50), percentile(lags, 100)
 	st := cam.Stats()
-	t.Logf("latest under a 200 ms/frame consumer: %d frames, age p50 %v p99 %v; decoded %d, converted %d, jumps %d",
-		len(ages), p50, p99, st.Decoded, st.Converted, st.Jumps)
-	// One frame interval (40 ms) plus decode of at most one GOP; generous
-	// for a shared 2-core machine under -race.
-	if p99 > 300*time.Millisecond {
-		t.Fatalf("frame age p99 %v: latency builds up", p99)
+	t.Logf("latest under a 200 ms/frame consumer: %d frames, age p50 %v p99 %v; behind the newest packet p50 %v max %v; "+
+		"decoded %d, converted %d, jumps %d; this process got %.2f of a CPU (median)", len(ages), p50.Round(time.Microsecond),
+		p99.Round(time.Microsecond), lag50, lagMax, st.Decoded, st.Converted, st.Jumps, sh)
+	// The frame returned is the newest decoded one: usually the newest
+	// packet at the call, one interval behind only while the follower
+	// decodes it. A frame one interval too old is behind at every call.
+	if lag50 >= 40*time.Millisecond {
+		t.Errorf("frames are %v (p50) behind the newest packet at the call, want less than one interval (40 ms)", lag50)
+	}
+	// 2x the README's p50 and p99 (26 and 47 ms): about one frame interval
+	// plus one conversion. A frame too old, a GOP decoded per call, or
+	// latency building up is past them. The README's figures are from a
+	// quiet machine; on a loaded one the follower falls behind now and then,
+	// so the p99 bound is divided by the CPU share measured during the run
+	// (1 when quiet: exactly 2x). The p50 bound is not: the median frame is
+	// decoded ahead of the call even on a loaded machine.
+	if lim := 52 * time.Millisecond; p50 > lim {
+		t.Errorf("frame age p50 %v, want at most %v (2x the README's 26 ms)", p50, lim)
+	}
+	if lim := time.Duration(float64(94*time.Millisecond) / sh); p99 > lim {
+		t.Errorf("frame age p99 %v, want at most %v (2x the README's 47 ms, over a CPU share of %.2f)", p99, lim.Round(time.Millisecond), sh)
+	}
+	// Each packet is decoded at most once: no GOP is decoded again per call.
+	if cs, err := mc.Stats(ctx, "live"); err != nil || st.Decoded > cs.Frames {
+		t.Errorf("decoded %d packets of the %d the camera sent (%v): some more than once", st.Decoded, cs.Frames, err)
 	}
 	if st.Converted != int64(len(ages)) {
 		t.Fatalf("converted %d images for %d returned: only the newest frame should be converted", st.Converted, len(ages))
@@ -163,7 +198,7 @@ func TestProbeAndFormats(t *testing.T) {
 	if len(got) != 100 || got[0].Width != 640 || got[0].Height != 360 || got[0].Stride != 640 || len(got[0].Data) != 640*360 {
 		t.Fatalf("gray 640x360: %d frames, first %dx%d stride %d", len(got), got[0].Width, got[0].Height, got[0].Stride)
 	}
-	checkPSNR(t, got, ref, 0, 40)
+	checkExact(t, got, ref, 0)
 	rgb := cl.Camera("clip720.mp4", chrysalis.CameraOptions{Format: chrysalis.RGB24})
 	defer rgb.Close()
 	img, err := rgb.Screenshot(ctx, ms(0))
@@ -233,7 +268,7 @@ func TestCodecAndResolutionChange(t *testing.T) {
 		t.Fatalf("decoder re-created %d times, want 1", st.Reinits)
 	}
 	ref := testclip.Reference(t, "hevc720.mp4", "bgr24", 0, 0)
-	checkPSNR(t, all[100:], ref, 0, 40)
+	checkExact(t, all[100:], ref, 0)
 }
 
 func TestCorruptPacket(t *testing.T) {
@@ -256,7 +291,7 @@ func TestCorruptPacket(t *testing.T) {
 	if len(got) != 60 || !got[10].Time.Equal(ms(50)) {
 		t.Fatalf("want frames 0..9 and 50..99 (60), got %d", len(got))
 	}
-	checkPSNR(t, got[10:], testclip.Reference(t, "clip720.mp4", "bgr24", 0, 0), 50, 40)
+	checkExact(t, got[10:], testclip.Reference(t, "clip720.mp4", "bgr24", 0, 0), 50)
 }
 
 func TestErrors(t *testing.T) {
@@ -363,4 +398,60 @@ func TestErrors(t *testing.T) {
 		}
 		t.Logf("unreachable reported after %v", time.Since(start))
 	})
+}
+
+// percentile returns the p-th percentile (nearest rank) of ds, sorting it.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[max(int(math.Ceil(float64(len(ds))*p/100))-1, 0)]
+}
+
+// cpuShare measures, until the returned function is called, the share of
+// a CPU this process's threads get: a goroutine locked to its thread spins
+// 2 ms every 20 ms and compares the thread's CPU time (getrusage
+// RUSAGE_THREAD) with the wall time. On a quiet machine the share is 1; on
+// a 2-core machine with 8 runnable threads it is about 0.25. The returned
+// function stops the probe and returns the median share.
+func cpuShare(t *testing.T, ctx context.Context) func() float64 {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan float64, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		const rusageThread = 1 // RUSAGE_THREAD (Linux)
+		cpu := func() time.Duration {
+			var ru syscall.Rusage
+			if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+				return 0
+			}
+			return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+		var shares []float64
+		for ctx.Err() == nil {
+			w0, c0 := time.Now(), cpu()
+			for time.Since(w0) < 2*time.Millisecond {
+			}
+			if wall, c1 := time.Since(w0), cpu(); c0 > 0 && c1 > c0 {
+				shares = append(shares, min(1, float64(c1-c0)/float64(wall)))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if len(shares) == 0 { // no per-thread CPU time here: assume quiet
+			done <- 1
+			return
+		}
+		slices.Sort(shares)
+		done <- shares[len(shares)/2]
+	}()
+	var once sync.Once
+	share := 1.0
+	stop := func() float64 {
+		once.Do(func() { cancel(); share = <-done })
+		return share
+	}
+	t.Cleanup(func() { stop() })
+	return stop
 }

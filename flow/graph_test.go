@@ -3,6 +3,7 @@ package flow_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -98,8 +99,23 @@ func TestLinearBlockDeliversAll(t *testing.T) {
 	}
 }
 
-// A stalled drop-oldest branch leaves a fast branch receiving >= 95% of
-// frames; both branches see the same image, not a copy.
+// waitUntil polls cond every 2 ms until it holds, failing t with what after
+// d.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A stalled drop-oldest branch does not stall a fast Block branch: the
+// fast branch receives every frame (Block loses nothing), the stalled one
+// drops all but what it holds and buffers; both branches see the same
+// image, not a copy.
 func TestFanOutDropOldestDoesNotStallFastBranch(t *testing.T) {
 	g := flow.New(flow.Options{})
 	src := &counter{n: 2000}
@@ -109,16 +125,29 @@ func TestFanOutDropOldestDoesNotStallFastBranch(t *testing.T) {
 	g.Sink("fast", fast, s, flow.Edge{Buffer: 8, Policy: flow.Block})
 	g.Sink("stalled", stalled, s, flow.Edge{Buffer: 2, Policy: flow.DropOldest})
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for fast.got.Load() < 2000 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	waitUntil(t, 10*time.Second, "the source to emit 2000 frames", func() bool { return src.emitted.Load() == 2000 })
+	// The fast branch gets the rest of what was sent to it; a shortfall is
+	// reported with its count below.
+	for deadline := time.Now().Add(2 * time.Second); fast.got.Load() < 2000 && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
 	}
-	first := <-stalled.seen
+	var first flow.Image
+	select {
+	case first = <-stalled.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stalled branch received no image within 10 s")
+	}
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run after cancel: %v, want nil (a planned stop)", err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel: %v, want nil (a planned stop)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10 s of cancel")
 	}
 	if same, ok := fast.all.Load(first.ID.MS); !ok || same.(flow.Image) != first {
 		t.Fatal("branches received different *ChImage values for one frame: copied, not shared")
@@ -126,31 +155,111 @@ func TestFanOutDropOldestDoesNotStallFastBranch(t *testing.T) {
 	got := fast.got.Load()
 	st := g.Stats()
 	t.Logf("fast branch %d/2000, stalled branch dropped %d", got, st[2].Dropped)
-	if got < 1900 {
-		t.Fatalf("fast branch got %d of 2000 (< 95%%) behind a stalled drop-oldest branch", got)
+	if got != 2000 || st[1].In != 2000 || st[1].Dropped != 0 {
+		t.Fatalf("fast Block branch got %d of 2000 (stats in %d, dropped %d): a Block edge lost frames", got, st[1].In, st[1].Dropped)
 	}
-	if st[2].Dropped < 1900 {
-		t.Fatalf("stalled branch dropped %d, want it to drop nearly everything", st[2].Dropped)
+	// The stalled sink holds one image and its buffer two: every other
+	// frame was dropped, and counted.
+	if st[2].Dropped != 2000-3 {
+		t.Fatalf("stalled branch dropped %d, want %d (2000 less 1 held and 2 buffered)", st[2].Dropped, 2000-3)
 	}
 }
 
-// A Block branch applies backpressure: the source cannot run ahead of a
-// stalled consumer by more than the buffers.
+// A Block branch applies backpressure: the source runs ahead of a stalled
+// consumer by exactly what the edge holds, then waits.
 func TestFanOutBlockAppliesBackpressure(t *testing.T) {
 	g := flow.New(flow.Options{})
 	src := &counter{n: -1}
 	s := g.Source("src", src)
 	g.Sink("fast", &collectSink{}, s, flow.Edge{Buffer: 8, Policy: flow.DropOldest})
 	g.Sink("slow", &collectSink{delay: time.Hour}, s, flow.Edge{Buffer: 3, Policy: flow.Block})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := g.Run(ctx); err != nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("Run: %v, want nil at the deadline", err)
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	// 1 in the slow sink's hands + 3 buffered + 1 held by the distributor;
+	// the next one waits in the source's send (not counted as emitted).
+	const bound = 5
+	waitUntil(t, 5*time.Second, "the source to fill the Block branch", func() bool { return src.emitted.Load() >= bound })
+	// It must stay there: give the source time to (wrongly) run on.
+	time.Sleep(200 * time.Millisecond)
+	n := src.emitted.Load()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel: %v, want nil (a planned stop)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10 s of cancel")
 	}
-	// 1 in the slow sink's hands + 3 buffered + 1 held by the distributor
-	// + 1 in the source's send.
-	if n := src.emitted.Load(); n > 6 {
-		t.Fatalf("source emitted %d images past a stalled Block branch of buffer 3", n)
+	if n != bound {
+		t.Fatalf("source emitted %d images past a stalled Block branch of buffer 3, want exactly %d", n, bound)
+	}
+}
+
+// DropNewest keeps what is buffered and discards the incoming image when
+// the buffer is full: a stalled consumer later gets the oldest frames
+// (1 and 2 after the one it held), never the newest, and every discarded
+// frame is counted.
+func TestDropNewestKeepsOldest(t *testing.T) {
+	g := flow.New(flow.Options{})
+	const n = 100
+	holding := make(chan struct{})
+	gate := make(chan struct{})
+	var emitted atomic.Int64
+	src := flow.SourceFunc(func(ctx context.Context, out chan<- flow.Image) error {
+		for i := range n {
+			img := &media.ChImage{Camera: "test", Time: time.Now(), Width: 1, Height: 1, Stride: 3, Data: make([]byte, 3)}
+			img.ID.MS = uint64(i)
+			if err := flow.Send(ctx, out, img); err != nil {
+				return err
+			}
+			emitted.Add(1)
+			if i == 0 { // let the sink take frame 0 before the rest come
+				select {
+				case <-holding:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	var got []uint64
+	sink := flow.SinkFunc(func(ctx context.Context, in <-chan flow.Image) error {
+		for img := range in {
+			got = append(got, img.ID.MS)
+			img.Release()
+			if len(got) == 1 {
+				close(holding)
+				<-gate
+			}
+		}
+		return nil
+	})
+	s := g.Source("src", src)
+	g.Sink("sink", sink, s, flow.Edge{Buffer: 2, Policy: flow.DropNewest})
+	done := make(chan error, 1)
+	go func() { done <- g.Run(context.Background()) }()
+	waitUntil(t, 10*time.Second, "the source to emit every frame", func() bool { return emitted.Load() == n })
+	waitUntil(t, 10*time.Second, "the dropped frames to be counted", func() bool { return g.Stats()[1].Dropped >= n-3 })
+	close(gate)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10 s of the source's end")
+	}
+	st := g.Stats()
+	t.Logf("DropNewest buffer 2: sink got %v, dropped %d, in %d", got, st[1].Dropped, st[1].In)
+	if !slices.Equal(got, []uint64{0, 1, 2}) {
+		t.Fatalf("sink got frames %v, want [0 1 2]: the buffered (oldest) frames kept, the newest dropped", got)
+	}
+	if st[1].Dropped != n-3 || st[1].In != 3 {
+		t.Fatalf("stats %+v: want %d dropped, 3 in", st[1], n-3)
 	}
 }
 

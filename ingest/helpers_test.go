@@ -16,6 +16,7 @@ import (
 
 	"github.com/asticode/go-astiav"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/ingest"
@@ -28,7 +29,9 @@ func TestMain(m *testing.M) {
 	// go-redis logs its dial retries while a test's Redis is down on
 	// purpose; the ingest's own log says what matters.
 	redis.SetLogger(quietRedis{})
-	os.Exit(m.Run())
+	// The package doc promises every goroutine Run starts has exited when
+	// it returns: nothing may be left once every test is done.
+	goleak.VerifyTestMain(m)
 }
 
 type quietRedis struct{}

@@ -1,6 +1,7 @@
 package av
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 )
@@ -48,8 +49,13 @@ func TestConvert(t *testing.T) {
 			if err := startFFmpeg(t, testdata+"clip720.mp4", "gray").next(want); err != nil {
 				t.Fatal(err)
 			}
-			if p := psnr(want, gray); p <= 40 {
-				t.Errorf("GRAY8 PSNR %.2f dB against ffmpeg", p)
+			// Not bit-exact: ffmpeg's yuv420p -> gray path rounds
+			// differently (56.9 dB measured); a wrong plane or range would
+			// be far below 50.
+			p := psnr(want, gray)
+			t.Logf("GRAY8 against ffmpeg's gray: PSNR %.2f dB", p)
+			if p < 50 {
+				t.Errorf("GRAY8 PSNR %.2f dB against ffmpeg's gray, want >= 50 (56.9 measured)", p)
 			}
 		})
 
@@ -64,10 +70,9 @@ func TestConvert(t *testing.T) {
 			if err := ref.next(want); err != nil {
 				t.Fatal(err)
 			}
-			p := psnr(want, small)
-			t.Logf("640x360 PSNR against ffmpeg: %.2f dB", p)
-			if p <= 30 {
-				t.Errorf("640x360 PSNR %.2f dB against ffmpeg", p)
+			// The same swscale bilinear pass as ffmpeg's: bit-exact.
+			if !bytes.Equal(want, small) {
+				t.Errorf("640x360 differs from ffmpeg's bilinear downscale: PSNR %.2f dB", psnr(want, small))
 			}
 
 			// A single 0 keeps the aspect ratio.

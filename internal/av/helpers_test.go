@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/asticode/go-astiav"
+	"go.uber.org/goleak"
 
 	"github.com/chryscloud/chrysalis-go/internal/avin"
 )
@@ -18,7 +19,9 @@ import (
 func TestMain(m *testing.M) {
 	// The garbage-packet tests make FFmpeg log loudly; keep test output clean.
 	astiav.SetLogLevel(astiav.LogLevelFatal)
-	os.Exit(m.Run())
+	// Nothing the decoders start (their delivery, frame threading callbacks
+	// into Go) may outlive the tests.
+	goleak.VerifyTestMain(m)
 }
 
 const testdata = "../../testdata/"
@@ -102,7 +105,12 @@ func startFFmpegArgs(tb testing.TB, path string, args ...string) *refFrames {
 	tb.Helper()
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
-		tb.Skip("ffmpeg CLI not found")
+		// As the other helpers (testredis, testclip, testx): CI must
+		// exercise every path, so there a missing tool fails the test.
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("ffmpeg CLI not found and CI=true: %v", err)
+		}
+		tb.Skip("ffmpeg CLI not found; run `make deps`")
 	}
 	args = append([]string{"-v", "error", "-i", path, "-f", "rawvideo"}, args...)
 	cmd := exec.Command(ffmpeg, append(args, "-")...)
