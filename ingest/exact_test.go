@@ -212,7 +212,7 @@ func TestRTSPPullByteExact(t *testing.T) {
 	lsz, _ := c.AVCC()
 	var src [][]byte
 	for _, p := range c.Packets {
-		src = append(src, testclip.AnnexB(t, p.Data, lsz))
+		src = append(src, testclip.ToAnnexB(t, p.Data, lsz))
 	}
 	srv := testredis.Start(t, testredis.Options{})
 	rc := dialRedis(t, srv, cache.Retention{MaxAge: 5 * time.Minute})

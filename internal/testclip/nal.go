@@ -72,9 +72,9 @@ func NALUs(t testing.TB, pkt []byte, lengthSize int) [][]byte {
 	return out
 }
 
-// AnnexB is a length-prefixed packet rewritten with a 4-byte start code
+// ToAnnexB is a length-prefixed packet rewritten with a 4-byte start code
 // before each NAL unit, as FFmpeg's RTP depacketizer emits it.
-func AnnexB(t testing.TB, pkt []byte, lengthSize int) []byte {
+func ToAnnexB(t testing.TB, pkt []byte, lengthSize int) []byte {
 	t.Helper()
 	var out []byte
 	for _, n := range NALUs(t, pkt, lengthSize) {
