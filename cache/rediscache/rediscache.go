@@ -187,6 +187,7 @@ func NewClient(co ConnOptions) (redis.UniversalClient, error) {
 			ro.TLSConfig = tc
 		}
 		ro.ContextTimeoutEnabled = true
+		ro.MaxRetries = noRetries
 		return redis.NewClient(ro), nil
 	}
 	if len(co.Addrs) == 0 {
@@ -194,9 +195,18 @@ func NewClient(co ConnOptions) (redis.UniversalClient, error) {
 	}
 	return redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: co.Addrs, MasterName: co.MasterName, Username: co.Username, Password: co.Password,
-		DB: co.DB, TLSConfig: tc, ContextTimeoutEnabled: true,
+		DB: co.DB, TLSConfig: tc, ContextTimeoutEnabled: true, MaxRetries: noRetries,
 	}), nil
 }
+
+// noRetries turns go-redis's own retries off (-1). A retried XADD whose
+// first attempt reached Redis but lost its reply (a connection cut, a
+// server killed after the write) would cache the packet twice: the ingest
+// retries by itself instead, after checking whether the write landed
+// (ingest's alreadyWritten), and readers retry in their own loops (the
+// live follower) or report the error (Past). A client passed to New keeps
+// its own setting.
+const noRetries = -1
 
 func redactURL(u string) string {
 	if i := strings.Index(u, "@"); i >= 0 {
