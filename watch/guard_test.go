@@ -172,11 +172,31 @@ func TestExportConcurrencyLimit(t *testing.T) {
 	}
 	<-bc.entered
 	<-bc.entered // both hold a slot
-	resp, body := do(t, ts.URL+"/api/export/cam?last=1s", "", nil)
-	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "at most 2") {
-		t.Errorf("third export: %d %q %v, want 429 with Retry-After", resp.StatusCode, body, resp.Header)
+	// The third: answered 429 at once, or (the bug) it starts exporting.
+	type answer struct {
+		resp *http.Response
+		body string
 	}
-	close(bc.release)
+	third := make(chan answer, 1)
+	go func() {
+		resp, body := do(t, ts.URL+"/api/export/cam?last=1s", "", nil)
+		third <- answer{resp, body}
+	}()
+	select {
+	case a := <-third:
+		if a.resp.StatusCode != 429 || a.resp.Header.Get("Retry-After") == "" || !strings.Contains(a.body, "at most 2") {
+			t.Errorf("third export: %d %q %v, want 429 with Retry-After", a.resp.StatusCode, a.body, a.resp.Header)
+		}
+	case <-bc.entered:
+		t.Errorf("a third export started beyond MaxConcurrentExports 2")
+		close(bc.release)
+		<-third
+	}
+	select {
+	case <-bc.release:
+	default:
+		close(bc.release)
+	}
 	wg.Wait()
 	close(codes)
 	for c := range codes {
