@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/chryscloud/chrysalis-go/internal/redact"
 )
 
 // FFmpeg's RTMP listener (listen=1) takes a push to any app and stream
@@ -56,7 +58,7 @@ func rtmpTarget(input string) (addr, app, stream string, err error) {
 	p := strings.Trim(u.Path, "/")
 	app, stream, _ = strings.Cut(p, "/")
 	if app == "" || stream == "" {
-		return "", "", "", fmt.Errorf("listen URL %s: want rtmp://host:port/APP/STREAM", u.Redacted())
+		return "", "", "", fmt.Errorf("listen URL %s: want rtmp://host:port/APP/STREAM", redact.URL(input))
 	}
 	if u.RawQuery != "" {
 		stream += "?" + u.RawQuery

@@ -30,6 +30,7 @@ import (
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/pb"
+	"github.com/chryscloud/chrysalis-go/internal/redact"
 )
 
 // Key names of the edge proxy's layout.
@@ -163,14 +164,7 @@ func NewClient(co ConnOptions) (redis.UniversalClient, error) {
 	}), nil
 }
 
-func redactURL(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "***" + u[i:]
-		}
-	}
-	return u
-}
+func redactURL(u string) string { return redact.URL(u) }
 
 // Classify maps a go-redis error to ErrAuth, ErrTLS or ErrUnreachable
 // (wrapped, keeping the original text), or returns it unchanged.

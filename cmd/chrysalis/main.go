@@ -15,6 +15,7 @@ import (
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
+	"github.com/chryscloud/chrysalis-go/internal/redact"
 )
 
 // Exit codes.
@@ -117,7 +118,16 @@ type redisFlags struct {
 func (f *redisFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.url, "redis-url", os.Getenv("CHRYSALIS_REDIS_URL"),
 		"Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS (env CHRYSALIS_REDIS_URL)")
+	hideSecretDefault(c, "redis-url")
 	c.Flags().StringVar(&f.tlsCA, "tls-ca", "", "PEM CA certificate file to verify a rediss:// server")
+}
+
+// hideSecretDefault shows a flag's default (taken from the environment)
+// with its password masked in --help.
+func hideSecretDefault(c *cobra.Command, name string) {
+	if fl := c.Flags().Lookup(name); fl != nil {
+		fl.DefValue = redact.URL(fl.DefValue)
+	}
 }
 
 func (f *redisFlags) dial(ctx context.Context, o rediscache.Options) (*rediscache.Cache, error) {
