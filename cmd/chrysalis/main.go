@@ -41,7 +41,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ue), errors.Is(err, cache.ErrBadTime):
 		return exitUsage
-	case errors.Is(err, rediscache.ErrAuth), errors.Is(err, rediscache.ErrTLS), errors.Is(err, rediscache.ErrUnreachable):
+	case errors.Is(err, rediscache.ErrAuth), errors.Is(err, rediscache.ErrPermission), errors.Is(err, rediscache.ErrTLS),
+		errors.Is(err, rediscache.ErrUnreachable):
 		return exitCache
 	case errors.Is(err, cache.ErrUnknownCamera), errors.Is(err, cache.ErrEmpty), errors.Is(err, cache.ErrNotFound):
 		return exitNotFound
@@ -55,6 +56,8 @@ func hint(err error) string {
 	switch {
 	case errors.Is(err, rediscache.ErrAuth):
 		return msg + " — set the password in --redis-url redis://[user]:PASS@host:port"
+	case errors.Is(err, rediscache.ErrPermission):
+		return msg + " — the Redis user needs +@read on the camera's keys (and +@write for ingest)"
 	case errors.Is(err, rediscache.ErrTLS):
 		return msg + " — use rediss:// and --tls-ca FILE with the server's CA certificate"
 	case errors.Is(err, rediscache.ErrUnreachable):
@@ -89,7 +92,8 @@ func newRootCmd() *cobra.Command {
 into a bounded frame cache (Redis Streams in the Chrysalis edge proxy's layout,
 or in-process for the demo) and reads probes, images and clips back out.
 
-Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 Redis unreachable/auth/TLS,
+Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 Redis unreachable/auth/
+permission/TLS,
 4 unknown camera, empty cache or nothing at that time.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
