@@ -14,7 +14,7 @@ BIN := bin/chrysalis
 DEMO_ARGS ?=
 SOAK ?= 10m
 
-.PHONY: all deps bench-deps build test vet bench soak demo clean testdata generate
+.PHONY: all deps bench-deps build test vet bench soak demo clean testdata generate fuzz
 
 all: build
 
@@ -41,6 +41,18 @@ vet: deps
 
 test: deps vet
 	go test -race -timeout 20m ./...
+
+# Each fuzz target for FUZZTIME (one at a time: go test -fuzz takes one
+# target per run). Seeds live in each package's testdata/fuzz and run as
+# plain tests in `make test`.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := ./internal/redact:FuzzURL ./cache/rediscache:FuzzDecodeVideoFrame ./cmd/chrysalis:FuzzParseTime
+fuzz: deps
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 # Benchmarks against peers in the same run (see bench/README.md), one
 # package at a time so they do not compete for the 2 cores.

@@ -39,6 +39,13 @@ type Config struct {
 	// After a pusher disconnects we listen again (a reconnect). Default
 	// false: we pull (or read the file).
 	Listen bool
+	// StreamKey, with Listen on an rtmp:// URL, is a secret the pusher
+	// must append to the stream name: it publishes to
+	// rtmp://host:port/APP/STREAM?key=StreamKey (in OBS: server
+	// rtmp://host:port/APP, stream key STREAM?key=StreamKey). A push to
+	// another app, stream or key is refused with a log line and counted
+	// (Stats.Refused), whether or not a key is set. Default "": no key.
+	StreamKey string
 	// Realtime paces packets by their timestamps, like ffmpeg -re: meant
 	// for files, so a file behaves like a live camera. Default false: a
 	// file is read as fast as the cache takes it.

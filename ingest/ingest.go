@@ -34,12 +34,15 @@ type Ingest struct {
 	cfg   Config
 	log   *slog.Logger
 	input string // cfg.Input without its password, for logs and errors
+	// ffInput is what FFmpeg opens when it is not cfg.Input: the loopback
+	// URL behind the RTMP gate. Set by Run before reading.
+	ffInput string
 
 	running atomic.Bool
 
 	packets, keyframes, written, dropped, skipped atomic.Int64
 	reconnects, loops, codecWrites, buffered      atomic.Int64
-	cacheErrors                                   atomic.Int64
+	cacheErrors, refused                          atomic.Int64
 	audioWritten, audioDropped                    atomic.Int64
 	connected                                     atomic.Bool
 	lastPacket                                    atomic.Int64 // unix ms, wall clock (Config.Now)
@@ -78,6 +81,10 @@ type Stats struct {
 	Buffered int64
 	// Connected is true while an input is open.
 	Connected bool
+	// Refused counts clients the RTMP listener turned away (Listen on
+	// rtmp://): a wrong app, stream name or key, a bad handshake, nothing
+	// sent within ReadTimeout, or a second pusher while one is connected.
+	Refused int64
 	// LastPacket is the wall-clock read time of the newest packet (zero
 	// before the first).
 	LastPacket time.Time
@@ -111,7 +118,7 @@ func (in *Ingest) Stats() Stats {
 		Packets: in.packets.Load(), Keyframes: in.keyframes.Load(), Written: in.written.Load(),
 		Dropped: in.dropped.Load(), Skipped: in.skipped.Load(), Reconnects: in.reconnects.Load(),
 		Loops: in.loops.Load(), CodecWrites: in.codecWrites.Load(), CacheErrors: in.cacheErrors.Load(),
-		Buffered: in.buffered.Load(), Connected: in.connected.Load(),
+		Buffered: in.buffered.Load(), Connected: in.connected.Load(), Refused: in.refused.Load(),
 		AudioWritten: in.audioWritten.Load(), AudioDropped: in.audioDropped.Load(),
 	}
 	if ms := in.lastPacket.Load(); ms != 0 {
@@ -155,6 +162,20 @@ func (in *Ingest) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	writerDone := make(chan struct{})
 	wd := newWatchdog(in.cfg.ReadTimeout)
+	in.ffInput = ""
+	if in.cfg.Listen && avin.Scheme(in.cfg.Input) == "rtmp" {
+		g, inner, err := startRTMPGate(in.cfg.Input, in.cfg.StreamKey, in.cfg.ReadTimeout, in.cfg.ReadTimeout+in.cfg.BackoffMax,
+			in.log, func() { in.refused.Add(1) })
+		if err != nil {
+			return fmt.Errorf("ingest: camera %q: listen on %s: %w", in.cfg.Camera, in.input, err)
+		}
+		in.ffInput = inner
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.run(rctx)
+		}()
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()

@@ -413,7 +413,11 @@ func (in *Ingest) open(intr *avin.Input, wd *watchdog, st *readState, fail func(
 	} else {
 		wd.arm() // waiting for a pusher is not bounded; connecting is
 	}
-	err = fc.OpenInput(in.cfg.Input, ifmt, dict)
+	target := in.cfg.Input
+	if in.ffInput != "" {
+		target = in.ffInput // behind the RTMP gate
+	}
+	err = fc.OpenInput(target, ifmt, dict)
 	wd.disarm()
 	if err != nil {
 		return nil, fail("open", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image/jpeg"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -136,8 +137,14 @@ func (w *Watch) serveExport(rw http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			// A bare number is seconds.
 			n, nerr := strconv.ParseFloat(s, 64)
-			if nerr != nil {
+			// NaN and ±Inf parse as floats but name no duration (NaN
+			// used to become -2562047h47m16s).
+			if nerr != nil || math.IsNaN(n) || math.IsInf(n, 0) {
 				w.httpError(rw, r, badf("bad last %q: want a duration like 10s or 1m", s))
+				return
+			}
+			if n <= 0 || n > w.o.MaxExport.Seconds() {
+				w.httpError(rw, r, badf("bad last %q: want more than 0 and at most %v", s, w.o.MaxExport))
 				return
 			}
 			d = time.Duration(n * float64(time.Second))
@@ -146,6 +153,16 @@ func (w *Watch) serveExport(rw http.ResponseWriter, r *http.Request) {
 	}
 	if last <= 0 || last > w.o.MaxExport {
 		w.httpError(rw, r, badf("bad last %v: want more than 0 and at most %v", last, w.o.MaxExport))
+		return
+	}
+	// A slot or 429 at once: waiting would let parallel requests pile up
+	// (each export holds a temporary file of its whole window).
+	select {
+	case w.exports <- struct{}{}:
+		defer func() { <-w.exports }()
+	default:
+		rw.Header().Set("Retry-After", "5")
+		http.Error(rw, fmt.Sprintf("too many exports running (at most %d at once); retry later", cap(w.exports)), http.StatusTooManyRequests)
 		return
 	}
 	dir, err := os.MkdirTemp("", "chrysalis-export-*")

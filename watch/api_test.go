@@ -177,7 +177,12 @@ func TestPreviewOnDemand(t *testing.T) {
 	if err != nil || !strings.Contains(string(part), "image/jpeg") {
 		t.Fatalf("stream: %v %q", err, part)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Wait for the preview to decode (a condition: a busy machine may take
+	// longer than any fixed pause).
+	deadline := time.Now().Add(30 * time.Second)
+	for out() <= 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	watching := out()
 	if st := stats(); watching <= 0 || st.MJPEG["cam"].Watchers != 1 {
 		t.Fatalf("while watched: live out %d, %+v", watching, st.MJPEG)

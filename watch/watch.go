@@ -24,7 +24,10 @@
 //	/hls/<camera>/index.m3u8        the HLS playlist (package watch/hls)
 //
 // Bad requests (unknown camera, bad time) get a 4xx status and a one-line
-// text error.
+// text error. A request for a Host that is not loopback or listed in
+// Options.AllowedHosts gets 421 (DNS rebinding); with Options.Token set, a
+// request without the token gets 401; an export beyond
+// Options.MaxConcurrentExports gets 429.
 package watch
 
 import (
@@ -56,6 +59,8 @@ var staticFS embed.FS
 const (
 	DefaultPreviewFPS = 10
 	DefaultMaxExport  = 10 * time.Minute
+	// DefaultMaxConcurrentExports is Options.MaxConcurrentExports' default.
+	DefaultMaxConcurrentExports = 2
 	// RestartDelay is the pause before a failed live preview is rebuilt.
 	RestartDelay = 2 * time.Second
 )
@@ -88,8 +93,28 @@ type Options struct {
 	// a camera's stream stopped 30 s after its last request). Its Cameras
 	// and Logger are set by Watch.
 	HLS hls.ServerOptions
-	// MaxExport is the longest export. Default 10 min.
+	// MaxExport is the longest export window (?last=). Default 10 min.
 	MaxExport time.Duration
+	// MaxConcurrentExports bounds the exports running at once; a request
+	// beyond it is answered 429 Too Many Requests at once, so parallel
+	// requests cannot pile up memory and temporary disk. Default 2.
+	MaxConcurrentExports int
+	// AllowedHosts are the host names or addresses (no port) the Host
+	// header of a request may carry, besides loopback (localhost,
+	// 127.0.0.0/8, ::1), which is always allowed. Any other Host is
+	// answered 421 Misdirected Request: a web page on another site that
+	// rebinds its DNS name to this server's address still sends its own
+	// name, so it cannot read the cameras through a browser on this
+	// machine. Serving beyond loopback, list the address and names clients
+	// use. "*" allows any host (behind a proxy that checks it). Default:
+	// loopback only.
+	AllowedHosts []string
+	// Token, when set, is a bearer token every request must present:
+	// "Authorization: Bearer <token>", or ?token=<token> once (the
+	// response sets an HttpOnly, SameSite=Strict cookie the page's own
+	// requests then carry). Others get 401. Default "": no authentication,
+	// fit only for loopback.
+	Token string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -105,6 +130,7 @@ type Watch struct {
 	graphs   []atomic.Pointer[flow.Graph]
 	hls      *hls.Server
 	handler  http.Handler
+	exports  chan struct{} // a slot per running export
 	ran      atomic.Bool
 }
 
@@ -134,10 +160,15 @@ func New(o Options) (*Watch, error) {
 	if o.MaxExport <= 0 {
 		o.MaxExport = DefaultMaxExport
 	}
+	if o.MaxConcurrentExports <= 0 {
+		o.MaxConcurrentExports = DefaultMaxConcurrentExports
+	}
+	o.AllowedHosts = slices.Clone(o.AllowedHosts)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	w := &Watch{o: o, log: o.Logger, mjpeg: o.MJPEG, graphs: make([]atomic.Pointer[flow.Graph], len(o.Cameras))}
+	w := &Watch{o: o, log: o.Logger, mjpeg: o.MJPEG, graphs: make([]atomic.Pointer[flow.Graph], len(o.Cameras)),
+		exports: make(chan struct{}, o.MaxConcurrentExports)}
 	if w.mjpeg == nil {
 		w.ownMJPEG = true
 		w.mjpeg = sink.NewMJPEGServer(sink.MJPEGOptions{MaxFPS: o.PreviewFPS, Logger: o.Logger})
@@ -294,7 +325,7 @@ func (w *Watch) routes() http.Handler {
 			http.Error(rw, "HLS is disabled", http.StatusNotFound)
 		})
 	}
-	return mux
+	return w.guard(mux)
 }
 
 func writeJSON(rw http.ResponseWriter, v any) {

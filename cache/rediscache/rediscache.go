@@ -18,6 +18,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -33,6 +35,7 @@ import (
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/pb"
+	"github.com/chryscloud/chrysalis-go/internal/redact"
 )
 
 // Key names of the edge proxy's layout.
@@ -45,8 +48,12 @@ const codecPrefix = "codec_video_info"
 
 // Errors from connecting, testable with errors.Is.
 var (
-	// ErrAuth: the server refused the credentials (WRONGPASS, NOAUTH, NOPERM).
+	// ErrAuth: the server refused the credentials (WRONGPASS, NOAUTH).
 	ErrAuth = errors.New("redis: authentication failed")
+	// ErrPermission: the user is authenticated but lacks the right to a
+	// command or key (NOPERM). Readers need +@read on the camera's keys;
+	// an ingest also needs +@write on them.
+	ErrPermission = errors.New("redis: permission denied")
 	// ErrTLS: the TLS handshake failed or the CA file is unusable.
 	ErrTLS = errors.New("redis: TLS failure")
 	// ErrUnreachable: no connection to the server.
@@ -130,8 +137,10 @@ type ConnOptions struct {
 }
 
 // Dial connects and checks the connection with PING, classifying failures
-// as ErrAuth, ErrTLS or ErrUnreachable. go-redis retries internally; Dial
-// does not add retries of its own.
+// as ErrAuth, ErrTLS or ErrUnreachable. A user may lack the right to PING
+// (an ACL user with +@read only): NOPERM is a reply from a server that
+// accepted the credentials, so it counts as connected. go-redis retries
+// internally; Dial does not add retries of its own.
 func Dial(ctx context.Context, co ConnOptions, o Options) (*Cache, error) {
 	if o.Layout == LayoutDetect {
 		o.Layout = co.Layout
@@ -148,7 +157,7 @@ func Dial(ctx context.Context, co ConnOptions, o Options) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := rdb.Ping(ctx).Err(); err != nil {
+	if err := rdb.Ping(ctx).Err(); err != nil && !redis.IsPermissionError(err) {
 		_ = rdb.Close()
 		return nil, Classify(err)
 	}
@@ -208,34 +217,32 @@ func NewClient(co ConnOptions) (redis.UniversalClient, error) {
 // its own setting.
 const noRetries = -1
 
-func redactURL(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "***" + u[i:]
-		}
-	}
-	return u
-}
+func redactURL(u string) string { return redact.URL(u) }
 
-// Classify maps a go-redis error to ErrAuth, ErrTLS or ErrUnreachable
-// (wrapped, keeping the original text), or returns it unchanged.
+// Classify maps a go-redis error to ErrAuth, ErrPermission, ErrTLS or
+// ErrUnreachable (wrapped, keeping the original text), or returns it
+// unchanged. It uses go-redis's and the standard library's typed errors
+// only, never the reply text.
 func Classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
 	var ne net.Error
-	var re *tls.RecordHeaderError
+	var re tls.RecordHeaderError
+	var ae tls.AlertError
 	var ce *tls.CertificateVerificationError
 	var ue x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ie x509.CertificateInvalidError
 	switch {
-	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"), strings.HasPrefix(msg, "NOPERM"),
-		strings.Contains(msg, "invalid username-password"):
+	case redis.IsAuthError(err):
 		return fmt.Errorf("%w: %v", ErrAuth, err)
-	case errors.As(err, &re), errors.As(err, &ce), errors.As(err, &ue), strings.Contains(msg, "tls:"), strings.Contains(msg, "x509:"):
+	case redis.IsPermissionError(err):
+		return fmt.Errorf("%w: %v", ErrPermission, err)
+	case errors.As(err, &re), errors.As(err, &ae), errors.As(err, &ce), errors.As(err, &ue), errors.As(err, &he), errors.As(err, &ie):
 		return fmt.Errorf("%w: %v", ErrTLS, err)
-	case errors.As(err, &ne), errors.Is(err, syscallECONNREFUSED), strings.Contains(msg, "connection refused"),
-		strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "EOF"), strings.Contains(msg, "connection reset"):
+	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, redis.ErrPoolTimeout):
 		return fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	return err
@@ -258,8 +265,14 @@ func (c *Cache) Close() error {
 	return nil
 }
 
+// isIDTooSmall reports XADD's refusal of an id at or below the stream's
+// top. Redis gives it no error code of its own ("ERR The ID specified in
+// XADD is equal or smaller than the target stream top item") and go-redis
+// no helper, so this is the one match on reply text, on a typed Redis
+// error only.
 func isIDTooSmall(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "equal or smaller than the target stream top item")
+	var re redis.Error
+	return errors.As(err, &re) && strings.Contains(re.Error(), "equal or smaller than the target stream top item")
 }
 
 // Append implements cache.Cache. The index entry and the packet are sent in
@@ -742,8 +755,7 @@ func (c *Cache) KeyframeAtOrBefore(ctx context.Context, cam string, at cache.ID)
 // isScriptRefused reports errors after which the index is used instead:
 // scripting not permitted, or not available.
 func isScriptRefused(err error) bool {
-	s := err.Error()
-	return strings.HasPrefix(s, "NOPERM") || strings.Contains(s, "unknown command") || strings.HasPrefix(s, "NOSCRIPT")
+	return redis.IsPermissionError(err) || redis.HasErrorPrefix(err, "unknown command") || redis.HasErrorPrefix(err, "NOSCRIPT")
 }
 
 // scriptEntry turns a script's {id, {field, value, ...}} into an XMessage.

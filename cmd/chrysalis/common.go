@@ -20,6 +20,7 @@ import (
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
+	"github.com/chryscloud/chrysalis-go/internal/redact"
 )
 
 // setupLogging returns the CLI's logger (stderr, text) and routes go-redis's
@@ -41,7 +42,7 @@ func setupLogging(verbose bool) (*slog.Logger, func()) {
 		if l > ffLevel {
 			return
 		}
-		log.Debug("ffmpeg", "msg", strings.TrimSpace(msg))
+		log.Debug("ffmpeg", "msg", redact.Text(strings.TrimSpace(msg))) // FFmpeg names its input URL
 	})
 	return log, astiav.ResetLogCallback
 }
@@ -50,18 +51,12 @@ func setupLogging(verbose bool) (*slog.Logger, func()) {
 type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.DebugContext(ctx, "redis: "+strings.TrimSpace(fmt.Sprintf(format, v...)))
+	l.log.DebugContext(ctx, "redis: "+redact.Text(strings.TrimSpace(fmt.Sprintf(format, v...))))
 }
 
-// redactURL hides a password in a URL for messages.
-func redactURL(s string) string {
-	if i := strings.Index(s, "@"); i >= 0 {
-		if j := strings.Index(s, "://"); j >= 0 && j < i {
-			return s[:j+3] + "***" + s[i:]
-		}
-	}
-	return s
-}
+// redactURL hides a password and secret query values in a URL for
+// messages (redact.URL).
+func redactURL(s string) string { return redact.URL(s) }
 
 func checkRedisURL(s string) error {
 	u, err := url.Parse(s)

@@ -153,12 +153,27 @@ func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, 
 	if bar != nil {
 		tick = func() { bar.Add(1) }
 	}
+	// Write next to out and rename on success: a failed export (Redis
+	// frozen, Ctrl-C) leaves no finalised but partial file at -o, and an
+	// existing file there stays as it was.
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".chrysalis-export-*.mp4")
+	if err != nil {
+		return res, err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name()) // a no-op after the rename
 	st, err := mp4.Export(ctx, cl.Cache(), camera, cache.IDAt(start), cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)},
-		out, sink.VideoOptions{}, tick)
+		tmp.Name(), sink.VideoOptions{}, tick)
 	if bar != nil {
 		bar.Finish()
 	}
 	if err != nil {
+		return res, err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return res, err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
 		return res, err
 	}
 	res.Frames, res.StartMS, res.EndMS = st.Frames, st.FirstMS, st.LastMS

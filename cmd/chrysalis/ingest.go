@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -84,6 +84,13 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 			if err := ingest.ValidateAll(cfgs); err != nil {
 				return usagef("%v", err)
 			}
+			for i, in := range inputs {
+				if inputForm == "" && !strings.Contains(in, ":") { // a plain file path (not lavfi, v4l2, pipe:...)
+					if _, err := os.Stat(in); err != nil {
+						return usagef("camera %q: input file: %v", cams[i], err) // bad input: exit 2, not a runtime failure
+					}
+				}
+			}
 
 			dctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 			rc, err := rf.dial(dctx, rediscache.Options{Retention: ret, Logger: log})
@@ -94,10 +101,7 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 			defer rc.Close()
 
 			log.Info("ingest starting", "cameras", len(cfgs), "max_age", ret.MaxAge, "max_len", ret.MaxLen)
-			if err := ingest.RunAll(cmd.Context(), rc, cfgs); err != nil {
-				return fmt.Errorf("ingest: %w", err)
-			}
-			return nil
+			return ingest.RunAll(cmd.Context(), rc, cfgs) // its errors say "ingest: camera ...": no second prefix
 		},
 	}
 	rf.register(c)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
+	"github.com/chryscloud/chrysalis-go/internal/redact"
 )
 
 // Exit codes.
@@ -40,7 +41,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ue), errors.Is(err, cache.ErrBadTime):
 		return exitUsage
-	case errors.Is(err, rediscache.ErrAuth), errors.Is(err, rediscache.ErrTLS), errors.Is(err, rediscache.ErrUnreachable):
+	case errors.Is(err, rediscache.ErrAuth), errors.Is(err, rediscache.ErrPermission), errors.Is(err, rediscache.ErrTLS),
+		errors.Is(err, rediscache.ErrUnreachable):
 		return exitCache
 	case errors.Is(err, cache.ErrUnknownCamera), errors.Is(err, cache.ErrEmpty), errors.Is(err, cache.ErrNotFound):
 		return exitNotFound
@@ -54,6 +56,8 @@ func hint(err error) string {
 	switch {
 	case errors.Is(err, rediscache.ErrAuth):
 		return msg + " — set the password in --redis-url redis://[user]:PASS@host:port"
+	case errors.Is(err, rediscache.ErrPermission):
+		return msg + " — the Redis user needs +@read on the camera's keys (and +@write for ingest)"
 	case errors.Is(err, rediscache.ErrTLS):
 		return msg + " — use rediss:// and --tls-ca FILE with the server's CA certificate"
 	case errors.Is(err, rediscache.ErrUnreachable):
@@ -88,7 +92,8 @@ func newRootCmd() *cobra.Command {
 into a bounded frame cache (Redis Streams in the Chrysalis edge proxy's layout,
 or in-process for the demo) and reads probes, images and clips back out.
 
-Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 Redis unreachable/auth/TLS,
+Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 Redis unreachable/auth/
+permission/TLS,
 4 unknown camera, empty cache or nothing at that time.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -118,8 +123,17 @@ type redisFlags struct {
 func (f *redisFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.url, "redis-url", os.Getenv("CHRYSALIS_REDIS_URL"),
 		"Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS (env CHRYSALIS_REDIS_URL)")
+	hideSecretDefault(c, "redis-url")
 	c.Flags().StringVar(&f.tlsCA, "tls-ca", "", "PEM CA certificate file to verify a rediss:// server")
 	f.layoutFlags.register(c)
+}
+
+// hideSecretDefault shows a flag's default (taken from the environment)
+// with its password masked in --help.
+func hideSecretDefault(c *cobra.Command, name string) {
+	if fl := c.Flags().Lookup(name); fl != nil {
+		fl.DefValue = redact.URL(fl.DefValue)
+	}
 }
 
 func (f *redisFlags) dial(ctx context.Context, o rediscache.Options) (*rediscache.Cache, error) {

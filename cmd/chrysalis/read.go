@@ -150,11 +150,24 @@ func newLatestCmd() *cobra.Command {
 			if _, err := imageFormat(out); err != nil {
 				return err
 			}
-			cam, done, err := rf.openCamera(cmd.Context(), chrysalis.CameraOptions{Width: width, Height: height})
+			co := chrysalis.CameraOptions{Width: width, Height: height}
+			if err := co.Validate(); err != nil {
+				return usagef("--width %d --height %d: want 0 (the source's) up to %d", width, height, chrysalis.MaxImageSide)
+			}
+			cam, done, err := rf.openCamera(cmd.Context(), co)
 			if err != nil {
 				return err
 			}
 			defer done()
+			if width > 0 || height > 0 {
+				p, err := cam.Probe(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if err := co.CheckSize(p.Width, p.Height); err != nil {
+					return usagef("--width %d --height %d: at most %d times the camera's %dx%d", width, height, chrysalis.MaxUpscale, p.Width, p.Height)
+				}
+			}
 			img, err := cam.Latest(cmd.Context())
 			if err != nil {
 				return err

@@ -66,6 +66,7 @@ func newVersionCmd() *cobra.Command {
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	c.Flags().StringVar(&rf.url, "redis-url", os.Getenv("CHRYSALIS_REDIS_URL"), "ask this Redis server for its version (env CHRYSALIS_REDIS_URL)")
+	hideSecretDefault(c, "redis-url")
 	c.Flags().StringVar(&rf.tlsCA, "tls-ca", "", "PEM CA certificate file for a rediss:// server")
 	return c
 }

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -30,7 +34,15 @@ type watchConfig struct {
 	noHLS        bool
 	previewFPS   float64
 	previewWidth int
+	allowHosts   []string
+	token        string
+	maxExports   int
+	maxExport    time.Duration
 }
+
+// watchTokenEnv names the environment variable --token defaults to. It is
+// read at run time, never shown as the flag's default in --help.
+const watchTokenEnv = "CHRYSALIS_WATCH_TOKEN"
 
 func newWatchCmd() *cobra.Command {
 	var wc watchConfig
@@ -42,10 +54,24 @@ picture, its probe (span, fps, size, codec, refreshed every 2 s), a screenshot
 at a chosen time, an MP4 export of the last seconds (remuxed, no re-encode)
 and an HLS player (/hls/<camera>/index.m3u8, also for ffplay or VLC).
 
-It serves on 127.0.0.1 unless --http names another address: the page has no
-authentication.`,
+It serves on 127.0.0.1 unless --http names another address. It answers only
+requests addressed to localhost, the address it is bound to, and the names
+given with --allow-host (others get 421: this defeats DNS rebinding, where a
+web page on another site reads the cameras through your browser).
+
+Bound beyond loopback it requires a bearer token: --token or the
+CHRYSALIS_WATCH_TOKEN environment variable, or a random one is made and printed
+in the page URL (?token=...; the browser then keeps it in a cookie). Open
+the page as http://HOST:PORT/?token=TOKEN. API clients send
+"Authorization: Bearer TOKEN". Anyone with the token sees every camera; the
+connection is plain HTTP, so put a TLS proxy in front to cross an untrusted
+network.
+
+Exports are limited to --max-exports at once (429 beyond) and --max-export
+long.`,
 		Example: `  chrysalis watch --redis-url redis://localhost:6379 --camera cam1
-  chrysalis watch --camera cam1 --camera door --http 127.0.0.1:9000`,
+  chrysalis watch --camera cam1 --camera door --http 127.0.0.1:9000
+  CHRYSALIS_WATCH_TOKEN=$(openssl rand -hex 16) chrysalis watch --camera cam1 --http 0.0.0.0:8080 --allow-host cams.lan`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runWatch(cmd.Context(), cmd.OutOrStdout(), wc) },
 	}
@@ -58,6 +84,10 @@ authentication.`,
 	f.BoolVar(&wc.noHLS, "no-hls", false, "do not serve HLS")
 	f.Float64Var(&wc.previewFPS, "preview-fps", watch.DefaultPreviewFPS, "live view frames per second")
 	f.IntVar(&wc.previewWidth, "preview-width", 0, "resize the live view to this width (0: the camera's)")
+	f.StringArrayVar(&wc.allowHosts, "allow-host", nil, "also answer requests for this host name or address (repeatable; besides localhost and the bound address)")
+	f.StringVar(&wc.token, "token", "", "bearer token every request must present (env "+watchTokenEnv+"; made up when bound beyond loopback)")
+	f.IntVar(&wc.maxExports, "max-exports", watch.DefaultMaxConcurrentExports, "exports running at once; more are answered 429")
+	f.DurationVar(&wc.maxExport, "max-export", watch.DefaultMaxExport, "longest export window (?last=)")
 	return c
 }
 
@@ -83,6 +113,17 @@ func runWatch(ctx context.Context, stdout io.Writer, wc watchConfig) error {
 	if wc.previewWidth < 0 {
 		return usagef("--preview-width must not be negative")
 	}
+	if wc.maxExports <= 0 || wc.maxExport <= 0 {
+		return usagef("--max-exports and --max-export must be positive")
+	}
+	for _, h := range wc.allowHosts {
+		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, "/ ") {
+			return usagef("bad --allow-host %q: want a host name or address without port, like cams.lan", h)
+		}
+	}
+	if wc.token == "" {
+		wc.token = os.Getenv(watchTokenEnv)
+	}
 	if wc.redis.url == "" {
 		return usagef("no Redis: pass --redis-url redis://host:6379 or set CHRYSALIS_REDIS_URL")
 	}
@@ -97,8 +138,14 @@ func runWatch(ctx context.Context, stdout io.Writer, wc watchConfig) error {
 		return usagef("cannot serve on --http %s: %v (pick another, e.g. --http 127.0.0.1:0)", wc.httpAddr, err)
 	}
 	defer ln.Close()
-	if ip := net.ParseIP(host); host == "" || (ip != nil && !ip.IsLoopback()) || (ip == nil && host != "localhost") {
-		log.Warn("serving beyond this machine: anyone who can reach it sees the cameras (the page has no authentication)", "http", wc.httpAddr)
+	allowed := append(boundHosts(host), wc.allowHosts...)
+	madeUp := false
+	if !isLoopbackHost(host) && wc.token == "" {
+		madeUp = true
+		if wc.token, err = randomToken(); err != nil {
+			return err
+		}
+		log.Warn("serving beyond this machine with a token made up for this run; set --token or " + watchTokenEnv + " to choose it")
 	}
 
 	dctx, cancel := context.WithTimeout(ctx, wc.timeout)
@@ -114,11 +161,16 @@ func runWatch(ctx context.Context, stdout io.Writer, wc watchConfig) error {
 	}
 
 	w, err := watch.New(watch.Options{Client: cl, Cameras: wc.cameras, DisableHLS: wc.noHLS,
-		PreviewFPS: wc.previewFPS, PreviewWidth: wc.previewWidth, Logger: log})
+		PreviewFPS: wc.previewFPS, PreviewWidth: wc.previewWidth, Logger: log,
+		AllowedHosts: allowed, Token: wc.token, MaxConcurrentExports: wc.maxExports, MaxExport: wc.maxExport})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "chrysalis watch: %s at %s (Ctrl-C to stop)\n", strings.Join(wc.cameras, ", "), pageURL(ln.Addr()))
+	page := pageURL(ln.Addr())
+	if madeUp {
+		page += "?token=" + url.QueryEscape(wc.token) // the user's only way to learn it: stdout, never the log
+	}
+	fmt.Fprintf(stdout, "chrysalis watch: %s at %s (Ctrl-C to stop)\n", strings.Join(wc.cameras, ", "), page)
 
 	srv := &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	eg, egCtx := errgroup.WithContext(ctx)
@@ -160,6 +212,43 @@ func checkCameras(ctx context.Context, cl *chrysalis.Client, cameras []string, w
 		}
 	}
 	return nil
+}
+
+// isLoopbackHost reports whether an --http host keeps the server on this
+// machine.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// boundHosts are the Host names a server bound to host answers besides
+// loopback: the host itself, or for an unspecified address (0.0.0.0, ::,
+// "") every address of this machine's interfaces.
+func boundHosts(host string) []string {
+	ip := net.ParseIP(host)
+	if host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return []string{host}
+	}
+	var out []string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out = append(out, n.IP.String())
+		}
+	}
+	return out
+}
+
+// randomToken is 128 random bits in hex.
+func randomToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // pageURL is the URL to print for a listener address.

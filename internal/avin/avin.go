@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/asticode/go-astiav"
 
 	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/internal/redact"
 )
 
 // Scheme returns the lower-case scheme of a URL input, or "" for a plain
@@ -47,18 +47,9 @@ func IsNetwork(in string) bool {
 	return s != "" && s != "file"
 }
 
-// Redact hides a password in a URL input, for logs and errors. Other
-// inputs are returned as they are.
-func Redact(in string) string {
-	u, err := url.Parse(in)
-	if err != nil || u.User == nil {
-		return in
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxx")
-	}
-	return u.String()
-}
+// Redact hides a password and secret query values in a URL input, for
+// logs and errors (redact.URL). Other inputs are returned as they are.
+func Redact(in string) string { return redact.URL(in) }
 
 // SetTimeouts sets in o the timeouts of a pulled network input of the given
 // scheme: rw_timeout, and for RTSP (whose "timeout" is its socket I/O

@@ -40,8 +40,8 @@ func TestScheme(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"rtsp://admin:secret@cam:554/s": "rtsp://admin:xxx@cam:554/s",
-		"rtsp://admin@cam/s":            "rtsp://admin@cam/s",
+		"rtsp://admin:secret@cam:554/s": "rtsp://admin:xxxxx@cam:554/s",
+		"rtsp://admin@cam/s":            "rtsp://xxxxx@cam/s", // a lone userinfo may be a token
 		"rtsp://cam/s":                  "rtsp://cam/s",
 		"/tmp/clip.mp4":                 "/tmp/clip.mp4",
 	} {
