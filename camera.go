@@ -88,12 +88,16 @@ type Camera struct {
 	conv     *decode.Converter // Latest's conversions
 	shot     *decode.Session
 	pool     ImagePool
+	optErr   error // o.Validate(): every read returns it
 
 	n     decode.Counters
 	jumps atomic.Int64
 }
 
-// Camera returns a handle on camera id.
+// Camera returns a handle on camera id. Options that cannot be honoured
+// (see CameraOptions.Validate) make every read return an error wrapping
+// ErrBadOptions; a size more than MaxUpscale times the source's is refused
+// at the first conversion.
 func (c *Client) Camera(id string, o CameraOptions) *Camera {
 	if o.Logger == nil {
 		o.Logger = c.log
@@ -104,7 +108,7 @@ func (c *Client) Camera(id string, o CameraOptions) *Camera {
 	if o.LiveIdle <= 0 {
 		o.LiveIdle = DefaultLiveIdle
 	}
-	cam := &Camera{cl: c, id: id, o: o, log: o.Logger.With("camera", id)}
+	cam := &Camera{cl: c, id: id, o: o, log: o.Logger.With("camera", id), optErr: o.Validate()}
 	cam.shot = cam.session(1)
 	cam.conv = decode.NewConverter(cam.sessionOptions(0))
 	return cam
@@ -192,6 +196,7 @@ func (c *Camera) sessionOptions(threads int) decode.Options {
 	return decode.Options{
 		Camera: c.id, Format: c.o.Format, Width: c.o.Width, Height: c.o.Height, Threads: threads,
 		HWDevice: c.o.HWDevice, Pool: &c.pool, Counters: &c.n, Logger: c.log, CodecInfo: c.codecInfo,
+		CheckSize: c.o.CheckSize,
 	}
 }
 
@@ -221,6 +226,9 @@ func (c *Camera) codecInfo(ctx context.Context) (cache.Codec, bool, error) {
 // costs nothing. A gap in the packets (an outage, a trim) is never decoded
 // across.
 func (c *Camera) Latest(ctx context.Context) (*ChImage, error) {
+	if c.optErr != nil {
+		return nil, c.optErr
+	}
 	if c.o.KeyframesOnly {
 		kf, err := c.cl.cache.KeyframeAtOrBefore(ctx, c.id, cache.MaxID)
 		if errors.Is(err, cache.ErrNotFound) {
@@ -256,6 +264,9 @@ func (c *Camera) emptyOr(ctx context.Context, def error) error {
 // last one returned, or ctx ends. An empty cache is waited on, an unknown
 // camera is an error.
 func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
+	if c.optErr != nil {
+		return nil, c.optErr
+	}
 	for {
 		if c.o.KeyframesOnly {
 			img, err := c.Latest(ctx)
@@ -288,6 +299,9 @@ func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
 // before t's. When there is none it returns an error wrapping ErrNotFound; a
 // time before 1970, zero or past year 9999 is ErrBadTime.
 func (c *Camera) Screenshot(ctx context.Context, t time.Time) (*ChImage, error) {
+	if c.optErr != nil {
+		return nil, c.optErr
+	}
 	at, err := cache.IDOf(t)
 	if err != nil {
 		return nil, fmt.Errorf("camera %q: screenshot: %w", c.id, err)
@@ -347,6 +361,9 @@ func (c *Camera) window(start, end time.Time) (lo, hi cache.ID, err error) {
 }
 
 func (c *Camera) past(ctx context.Context, start, end time.Time, yield func(*ChImage, error) bool) error {
+	if c.optErr != nil {
+		return c.optErr
+	}
 	lo, hi, err := c.window(start, end)
 	if err != nil {
 		return err

@@ -339,3 +339,31 @@ func TestBadTimes(t *testing.T) {
 		})
 	}
 }
+
+// Sizes a camera cannot honour are errors from every read, not an
+// allocation of gigabytes.
+func TestBadOptionsRefused(t *testing.T) {
+	cl, _ := memClient(t, "clip720.mp4")
+	ctx := context.Background()
+	huge := cl.Camera("clip720.mp4", chrysalis.CameraOptions{Width: 100000})
+	defer huge.Close()
+	if img, err := huge.Latest(ctx); img != nil || !errors.Is(err, chrysalis.ErrBadOptions) {
+		t.Fatalf("Latest with width 100000: %v, %v; want ErrBadOptions", img, err)
+	}
+	if img, err := huge.Screenshot(ctx, ms(0)); img != nil || !errors.Is(err, chrysalis.ErrBadOptions) {
+		t.Fatalf("Screenshot with width 100000: %v, %v; want ErrBadOptions", img, err)
+	}
+	// Below MaxImageSide but more than MaxUpscale times the 1280-wide source.
+	up := cl.Camera("clip720.mp4", chrysalis.CameraOptions{Width: 6000})
+	defer up.Close()
+	n := 0
+	for img, err := range up.Past(ctx, ms(0), ms(10)) {
+		n++
+		if img != nil || !errors.Is(err, chrysalis.ErrBadOptions) {
+			t.Fatalf("Past with width 6000 on a 1280-wide source: %v, %v; want ErrBadOptions", img, err)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("Past with width 6000: %d elements, want the error alone", n)
+	}
+}

@@ -66,6 +66,10 @@ type Options struct {
 	// CodecInfo returns the stored codec parameters for a keyframe that
 	// carries none (ok false: none stored). Nil: none.
 	CodecInfo func(ctx context.Context) (cd media.Codec, ok bool, err error)
+	// CheckSize, when set, vets the requested Width and Height against a
+	// source size before the first conversion of that size (a huge upscale
+	// is refused rather than allocated).
+	CheckSize func(srcW, srcH int) error
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -112,9 +116,10 @@ func New(o Options) *Session {
 // packets: the conversion half of a Session, for a goroutine that converts
 // frames another goroutine decoded. Not safe for concurrent use.
 type Converter struct {
-	o    Options
-	c    *Counters
-	conv av.Converter
+	o       Options
+	c       *Counters
+	conv    av.Converter
+	checked [2]int // the source size CheckSize passed
 }
 
 // NewConverter returns a converter with o's layout, pool and counters.
@@ -365,6 +370,12 @@ func (cv *Converter) Convert(f *av.Frame, p media.Packet) (*media.ChImage, error
 		return nil, fmt.Errorf("chrysalis: unsupported pixel format %v", o.Format)
 	}
 	gw, gh := f.Width(), f.Height()
+	if o.CheckSize != nil && cv.checked != [2]int{gw, gh} {
+		if err := o.CheckSize(gw, gh); err != nil {
+			return nil, fmt.Errorf("camera %q: %w", o.Camera, err)
+		}
+		cv.checked = [2]int{gw, gh}
+	}
 	if o.Width > 0 && o.Height > 0 {
 		gw, gh = o.Width, o.Height
 	}
