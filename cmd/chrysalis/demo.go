@@ -98,19 +98,8 @@ type demoSummary struct {
 }
 
 func runDemo(ctx context.Context, stdout io.Writer, dc demoConfig) error {
-	switch {
-	case dc.fps <= 0:
-		return usagef("--fps must be positive")
-	case dc.maxClip < 0:
-		return usagef("--max-clip must not be negative")
-	case dc.duration < 0:
-		return usagef("--duration must not be negative")
-	case dc.camera == "":
-		return usagef("--camera must not be empty")
-	case dc.input == "" && dc.redis.url != "":
-		return usagef("with --redis-url, name the camera with --input URL (the bundled clip is for the in-process demo)")
-	case dc.listen && dc.input == "":
-		return usagef("--listen needs --input rtmp://0.0.0.0:PORT/live/NAME")
+	if err := dc.check(); err != nil {
+		return err
 	}
 	log, resetLog := setupLogging(dc.verbose)
 	defer resetLog()
@@ -128,58 +117,18 @@ func runDemo(ctx context.Context, stdout io.Writer, dc demoConfig) error {
 		return usagef("cannot serve the preview on --http %s: %v (pick another, e.g. --http 127.0.0.1:0)", dc.httpAddr, err)
 	}
 	defer ln.Close()
-
-	// The frame cache.
-	ret := cache.Retention{MaxAge: time.Minute}
-	var fc cache.Cache
-	if dc.redis.url != "" {
-		rc, err := dc.redis.dial(ctx, rediscache.Options{Retention: ret, Logger: log})
-		if err != nil {
-			return err
-		}
-		fc = rc
-	} else {
-		fc = cache.NewMemory(ret)
+	fc, err := dc.openCache(ctx, log)
+	if err != nil {
+		return err
 	}
 	defer fc.Close()
-
-	// The camera.
-	in := ingest.Config{Camera: dc.camera, Input: dc.input, Listen: dc.listen, Logger: log}
-	if in.Input == "" {
-		if in.Input, err = democlip.WriteTo(dc.out); err != nil {
-			return err
-		}
-		in.Realtime, in.Loop = true, true
-	} else if st, err := os.Stat(in.Input); err == nil && !st.IsDir() {
-		in.Realtime, in.Loop = true, true // a file plays as a live camera
-	}
-	ing, err := ingest.New(fc, in)
+	ing, err := dc.ingest(fc, log)
 	if err != nil {
-		return usagef("%v", err)
+		return err
 	}
-
-	// The graph.
 	cl := chrysalis.New(fc, chrysalis.Options{Logger: log})
-	preview := sink.NewMJPEGServer(sink.MJPEGOptions{MaxFPS: 15, Logger: log})
-	defer preview.Close()
-	snaps := sink.ImageFiles(snapDir, sink.ImageOptions{Every: time.Second, Logger: log})
-	clips := sink.Clips(clipDir, sink.ClipOptions{MaxDuration: dc.maxClip, Video: sink.VideoOptions{Logger: log}})
-	live := source.Live(cl, dc.camera, chrysalis.CameraOptions{Logger: log})
-	live.WaitForCamera = true
-	motion := &operator.Motion{Threshold: dc.threshold, MinInterval: 3 * time.Second}
-	g := flow.New(flow.Options{Logger: log})
-	cam := g.Source("camera", live)
-	thr := g.Op("throttle", operator.Throttle(dc.fps), cam)
-	g.Sink("snapshots", snaps, thr, flow.Edge{Buffer: 2, Policy: flow.DropOldest})
-	mot := g.Op("motion", motion, thr, flow.Edge{Buffer: 2, Policy: flow.DropOldest})
-	// The clips are remuxed: the replay hands on the cached packets without
-	// decoding them, each clip from the keyframe at or before its window.
-	// Into runs replay and clip writer as one node, so stopping cuts a
-	// pending window at the newest cached frame and still writes it.
-	rep := &replay.Window{Client: cl, Camera: dc.camera, Pre: 2 * time.Second, Post: 2 * time.Second,
-		Packets: true, Logger: log}
-	g.Sink("clips", rep.Into(clips), mot, flow.Edge{Buffer: 4, Policy: flow.Block})
-	g.Sink("preview", preview.Sink(dc.camera), thr, flow.Edge{Buffer: 1, Policy: flow.DropOldest})
+	d := dc.graph(cl, snapDir, clipDir, log)
+	defer d.preview.Close()
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -193,13 +142,104 @@ func runDemo(ctx context.Context, stdout io.Writer, dc demoConfig) error {
 	if dc.duration > 0 {
 		fmt.Fprintf(stdout, "  stops after %s (Ctrl-C to stop now)\n", dc.duration)
 	}
+	if err := d.run(runCtx, stdout, cl, ln, ing, dc, log); err != nil {
+		return err
+	}
+	return dc.summary(stdout, demoSummary{Out: dc.out, Preview: url, Clips: d.clips.Files(), Ingest: ing.Stats(), Nodes: d.g.Stats()}, snapDir, clipDir)
+}
 
-	page, err := watch.New(watch.Options{Client: cl, Cameras: []string{dc.camera}, MJPEG: preview, Stats: g.Stats, Logger: log})
+// check validates the flags.
+func (dc demoConfig) check() error {
+	switch {
+	case dc.fps <= 0:
+		return usagef("--fps must be positive")
+	case dc.maxClip < 0:
+		return usagef("--max-clip must not be negative")
+	case dc.duration < 0:
+		return usagef("--duration must not be negative")
+	case dc.camera == "":
+		return usagef("--camera must not be empty")
+	case dc.input == "" && dc.redis.url != "":
+		return usagef("with --redis-url, name the camera with --input URL (the bundled clip is for the in-process demo)")
+	case dc.listen && dc.input == "":
+		return usagef("--listen needs --input rtmp://0.0.0.0:PORT/live/NAME")
+	}
+	return nil
+}
+
+// openCache opens the frame cache: Redis with --redis-url, else in process.
+func (dc demoConfig) openCache(ctx context.Context, log *slog.Logger) (cache.Cache, error) {
+	ret := cache.Retention{MaxAge: time.Minute}
+	if dc.redis.url != "" {
+		return dc.redis.dial(ctx, rediscache.Options{Retention: ret, Logger: log})
+	}
+	return cache.NewMemory(ret), nil
+}
+
+// ingest makes the ingest of the camera: --input, or the bundled clip,
+// a file playing as a live camera.
+func (dc demoConfig) ingest(fc cache.Cache, log *slog.Logger) (*ingest.Ingest, error) {
+	in := ingest.Config{Camera: dc.camera, Input: dc.input, Listen: dc.listen, Logger: log}
+	if in.Input == "" {
+		var err error
+		if in.Input, err = democlip.WriteTo(dc.out); err != nil {
+			return nil, err
+		}
+		in.Realtime, in.Loop = true, true
+	} else if st, err := os.Stat(in.Input); err == nil && !st.IsDir() {
+		in.Realtime, in.Loop = true, true // a file plays as a live camera
+	}
+	ing, err := ingest.New(fc, in)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return ing, nil
+}
+
+// demoGraph is the demo's graph and the sinks the summary reads.
+type demoGraph struct {
+	g       *flow.Graph
+	preview *sink.MJPEGServer
+	clips   *sink.ClipWriter
+}
+
+// graph declares live camera → throttle → snapshots, motion → replay →
+// clips, and the preview.
+func (dc demoConfig) graph(cl *chrysalis.Client, snapDir, clipDir string, log *slog.Logger) demoGraph {
+	d := demoGraph{
+		g:       flow.New(flow.Options{Logger: log}),
+		preview: sink.NewMJPEGServer(sink.MJPEGOptions{MaxFPS: 15, Logger: log}),
+		clips:   sink.Clips(clipDir, sink.ClipOptions{MaxDuration: dc.maxClip, Video: sink.VideoOptions{Logger: log}}),
+	}
+	snaps := sink.ImageFiles(snapDir, sink.ImageOptions{Every: time.Second, Logger: log})
+	live := source.Live(cl, dc.camera, chrysalis.CameraOptions{Logger: log})
+	live.WaitForCamera = true
+	motion := &operator.Motion{Threshold: dc.threshold, MinInterval: 3 * time.Second}
+	cam := d.g.Source("camera", live)
+	thr := d.g.Op("throttle", operator.Throttle(dc.fps), cam)
+	d.g.Sink("snapshots", snaps, thr, flow.Edge{Buffer: 2, Policy: flow.DropOldest})
+	mot := d.g.Op("motion", motion, thr, flow.Edge{Buffer: 2, Policy: flow.DropOldest})
+	// The clips are remuxed: the replay hands on the cached packets without
+	// decoding them, each clip from the keyframe at or before its window.
+	// Into runs replay and clip writer as one node, so stopping cuts a
+	// pending window at the newest cached frame and still writes it.
+	rep := &replay.Window{Client: cl, Camera: dc.camera, Pre: 2 * time.Second, Post: 2 * time.Second,
+		Packets: true, Logger: log}
+	d.g.Sink("clips", rep.Into(d.clips), mot, flow.Edge{Buffer: 4, Policy: flow.Block})
+	d.g.Sink("preview", d.preview.Sink(dc.camera), thr, flow.Edge{Buffer: 1, Policy: flow.DropOldest})
+	return d
+}
+
+// run runs the ingest, the graph, the watch page and the counters until
+// ctx ends (a normal end) or one of them fails.
+func (d demoGraph) run(ctx context.Context, stdout io.Writer, cl *chrysalis.Client, ln net.Listener, ing *ingest.Ingest,
+	dc demoConfig, log *slog.Logger) error {
+	page, err := watch.New(watch.Options{Client: cl, Cameras: []string{dc.camera}, MJPEG: d.preview, Stats: d.g.Stats, Logger: log})
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: page.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	eg, egCtx := errgroup.WithContext(runCtx)
+	eg, egCtx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return page.Run(egCtx) })
 	eg.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -209,22 +249,23 @@ func runDemo(ctx context.Context, stdout io.Writer, dc demoConfig) error {
 	})
 	eg.Go(func() error {
 		<-egCtx.Done()
-		preview.Close()
+		d.preview.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
 	eg.Go(func() error { return ing.Run(egCtx) })
-	eg.Go(func() error { return g.Run(egCtx) })
-	eg.Go(func() error { printCounters(egCtx, stdout, g, ing); return nil })
+	eg.Go(func() error { return d.g.Run(egCtx) })
+	eg.Go(func() error { printCounters(egCtx, stdout, d.g, ing); return nil })
 	err = eg.Wait()
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		err = nil // --duration elapsed or Ctrl-C: a normal end
 	}
-	if err != nil {
-		return err
-	}
-	sum := demoSummary{Out: dc.out, Preview: url, Clips: clips.Files(), Ingest: ing.Stats(), Nodes: g.Stats()}
+	return err
+}
+
+// summary prints (or writes as JSON) what the demo made.
+func (dc demoConfig) summary(stdout io.Writer, sum demoSummary, snapDir, clipDir string) error {
 	sum.Snapshots, _ = filepath.Glob(filepath.Join(snapDir, "*.jpg"))
 	sort.Strings(sum.Snapshots)
 	if dc.asJSON {
