@@ -324,3 +324,62 @@ func TestRedisStoreSwitch(t *testing.T) {
 		t.Error("StartCamera of an unknown camera: no error")
 	}
 }
+
+// A gap in the packets' Number (a lost packet) ends the segment; the next
+// one starts at the next keyframe, skipping the undecodable packets.
+func TestGapEndsSegment(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{})
+	defer mc.Close()
+	ctx := context.Background()
+	if err := mc.SetCodec(ctx, "cam", clip.CacheCodec()); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-10 * time.Second).UnixMilli()
+	for i := range 2 * len(clip.Packets) { // 200 packets, keyframes at 0, 50, 100, 150
+		if i == 69 {
+			continue // lost: packets 70..99 cannot be decoded
+		}
+		p := clip.Packets[i%len(clip.Packets)]
+		var extra []byte
+		if p.Key {
+			extra = clip.Extradata
+		}
+		if _, err := mc.Append(ctx, "cam", &cache.Packet{Timestamp: t0 + int64(i)*40, Keyframe: p.Key, Data: p.Data,
+			PTS: p.PTS, DTS: p.DTS, TimeBase: clip.TimeBase, Width: clip.Width, Height: clip.Height, CodecName: clip.Codec,
+			PixFmt: clip.PixFmt, Extradata: extra, Number: int64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := chrysalis.New(mc, chrysalis.Options{})
+	defer cl.Close()
+	dir := t.TempDir()
+	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Always: true, PreRoll: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	eventually(t, 5*time.Second, "199 packets read", func() bool {
+		s := stats(t, rec, "cam")
+		return s.Packets+s.Skipped == 199
+	})
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs := segments(t, dir, "cam")
+	if len(segs) != 2 {
+		t.Fatalf("segments %v, want 2", segs)
+	}
+	if n := len(probePackets(t, segs[0].Path)); n != 69 {
+		t.Errorf("first segment: %d packets, want the 69 before the gap", n)
+	}
+	if want := time.UnixMilli(t0 + 100*40).UTC(); !segs[1].Start.Equal(want) {
+		t.Errorf("second segment starts at %v, want the keyframe after the gap at %v", segs[1].Start, want)
+	}
+	if n := len(probePackets(t, segs[1].Path)); n != 100 {
+		t.Errorf("second segment: %d packets, want 100", n)
+	}
+	if s := stats(t, rec, "cam"); s.Skipped != 30 {
+		t.Errorf("skipped %d, want 30", s.Skipped)
+	}
+}
