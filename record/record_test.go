@@ -383,3 +383,58 @@ func TestGapEndsSegment(t *testing.T) {
 		t.Errorf("skipped %d, want 30", s.Skipped)
 	}
 }
+
+// Several cameras in one recorder; Stop at t records through t + PostRoll
+// on each.
+func TestPostRollTwoCameras(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{})
+	defer mc.Close()
+	cams := []string{"a", "b"}
+	for _, c := range cams {
+		live := clip.Live(t, mc, c, 3*time.Second)
+		defer live.Stop()
+	}
+	cl := chrysalis.New(mc, chrysalis.Options{})
+	defer cl.Close()
+	dir := t.TempDir()
+	const post = time.Second
+	rec, err := record.New(cl, cams, record.Options{Dir: dir, PostRoll: post, PreRoll: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	ctx := context.Background()
+	if err := rec.Start(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "recording", func() bool {
+		return stats(t, rec, "a").Packets > 10 && stats(t, rec, "b").Packets > 10
+	})
+	tStop := time.Now()
+	if err := rec.Stop(ctx, tStop); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "post-roll over", func() bool {
+		return !stats(t, rec, "a").Recording && !stats(t, rec, "b").Recording
+	})
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	end := tStop.Add(post)
+	for _, c := range cams {
+		segs := segments(t, dir, c)
+		if len(segs) != 1 {
+			t.Fatalf("camera %s: segments %v", c, segs)
+		}
+		n := len(probePackets(t, segs[0].Path))
+		pkts, err := mc.Range(ctx, c, cache.IDAt(segs[0].Start), cache.MaxID, int64(n))
+		if err != nil || len(pkts) != n {
+			t.Fatalf("camera %s: %d cached packets, %v", c, len(pkts), err)
+		}
+		last := pkts[n-1].ID.Time()
+		if last.After(end) || last.Before(end.Add(-2*testclip.LiveStep)) {
+			t.Errorf("camera %s: last packet at %v; post-roll ends at %v", c, last, end)
+		}
+	}
+}
