@@ -71,6 +71,15 @@ type Options struct {
 	// it is closed (movflags +faststart), for progressive playback over
 	// HTTP. It costs one extra pass over the file at Close.
 	FastStart bool
+	// FragmentedMP4 writes a fragmented MP4 (movflags
+	// frag_keyframe+empty_moov+default_base_moof, and each fragment flushed
+	// to the file as it is cut): the index is written up front and a new
+	// fragment starts at every keyframe, so the temporary file is playable
+	// up to its last complete fragment even if the process is killed
+	// before Close. What a kill loses is the fragment being built: at most
+	// one keyframe interval (GOP) plus the one packet the writer holds.
+	// Not with FastStart. Default false (one moov at Close).
+	FragmentedMP4 bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -102,6 +111,8 @@ func (o Options) WithDefaults() (Options, error) {
 		return o, fmt.Errorf("mp4: negative GOP %d", o.GOP)
 	case o.Mode < Auto || o.Mode > Encode:
 		return o, fmt.Errorf("mp4: unknown %v", o.Mode)
+	case o.FastStart && o.FragmentedMP4:
+		return o, errors.New("mp4: FastStart and FragmentedMP4 exclude each other")
 	}
 	return o, nil
 }
@@ -446,12 +457,24 @@ func (w *Writer) checkCodec(p cache.Packet) error {
 }
 
 func (w *Writer) writeHeader() error {
+	var opts [][2]string
+	switch {
+	case w.o.FastStart:
+		opts = append(opts, [2]string{"movflags", "+faststart"})
+	case w.o.FragmentedMP4:
+		// flush_packets: a cut fragment goes to the file at once, not when
+		// the I/O buffer fills, so a kill loses only the open fragment.
+		opts = append(opts, [2]string{"movflags", "+frag_keyframe+empty_moov+default_base_moof"},
+			[2]string{"flush_packets", "1"})
+	}
 	var d *astiav.Dictionary
-	if w.o.FastStart {
+	if len(opts) > 0 {
 		d = astiav.NewDictionary()
 		defer d.Free()
-		if err := d.Set("movflags", "+faststart", astiav.NewDictionaryFlags()); err != nil {
-			return fmt.Errorf("mp4: %w", err)
+		for _, kv := range opts {
+			if err := d.Set(kv[0], kv[1], astiav.NewDictionaryFlags()); err != nil {
+				return fmt.Errorf("mp4: %w", err)
+			}
 		}
 	}
 	if err := w.fc.WriteHeader(d); err != nil {

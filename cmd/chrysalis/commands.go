@@ -12,6 +12,7 @@ func subcommands() []*cobra.Command {
 		newExportCmd(),
 		newDemoCmd(),
 		newWatchCmd(),
+		newRecordCmd(),
 		newVersionCmd(),
 	}
 }

@@ -1,0 +1,310 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/mp4"
+)
+
+const (
+	// readPage is how many packets one blocking read returns at most.
+	readPage = 256
+	// readBlock bounds one blocking read, so a pending switch-off is
+	// noticed when the camera sends nothing.
+	readBlock = 500 * time.Millisecond
+	// retryPause is the pause after a failed cache read.
+	retryPause = time.Second
+)
+
+// camRec is one camera's recording state. The switch state (on, onAt,
+// offAt) is guarded by mu; the open segment and the cursor belong to the
+// follower goroutine (run).
+type camRec struct {
+	o   *Options
+	id  string
+	dir string
+	log *slog.Logger
+
+	// swMu orders the Switch's reads and writes with the API's.
+	swMu   sync.Mutex
+	seen   bool // the last switch value seen or written
+	seenOK bool
+
+	mu    sync.Mutex
+	on    bool
+	gen   uint64    // counts switch-ons
+	onAt  time.Time // the last switch-on
+	offAt time.Time // a pending switch-off's end (t + PostRoll); zero: none
+	wake  chan struct{}
+
+	// Owned by the follower.
+	w        *mp4.Writer
+	segMS    uint64 // the open segment's first packet's ms
+	last     cache.ID
+	lastNum  int64
+	haveLast bool
+	closeErr error
+
+	recording                           atomic.Bool
+	segments, deleted, packets, skipped atomic.Int64
+}
+
+func (c *camRec) stats() Stats {
+	return Stats{Recording: c.recording.Load(), Segments: c.segments.Load(), Deleted: c.deleted.Load(),
+		Packets: c.packets.Load(), Skipped: c.skipped.Load()}
+}
+
+func (c *camRec) apply(on bool, t time.Time) {
+	if on {
+		c.switchOn(t)
+	} else {
+		c.switchOff(t)
+	}
+}
+
+func (c *camRec) switchOn(t time.Time) {
+	c.mu.Lock()
+	if !c.on {
+		c.on, c.onAt = true, t
+		c.gen++
+	}
+	c.offAt = time.Time{}
+	c.recording.Store(true)
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *camRec) switchOff(t time.Time) {
+	c.mu.Lock()
+	if c.on && c.offAt.IsZero() {
+		c.offAt = t.Add(c.o.PostRoll)
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *camRec) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// state returns the switch state.
+func (c *camRec) state() (on bool, gen uint64, onAt, offAt time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.on, c.gen, c.onAt, c.offAt
+}
+
+// offIfDue switches the camera off when its switch-off is due at time ms
+// (a packet's, or the wall clock's), unless it was switched on since.
+func (c *camRec) offIfDue(gen uint64, ms uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen || !c.on || c.offAt.IsZero() || ms <= uint64(c.offAt.UnixMilli()) {
+		return false
+	}
+	c.on, c.offAt = false, time.Time{}
+	c.recording.Store(false)
+	return true
+}
+
+// run is the follower: idle while off, recording while on, until ctx ends;
+// then it finalises the open segment.
+func (c *camRec) run(ctx context.Context, cam *chrysalis.Camera) {
+	defer func() { c.closeErr = c.endSegment() }()
+	for {
+		on, gen, onAt, _ := c.state()
+		if !on {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.wake:
+				continue
+			}
+		}
+		after, err := c.startAfter(ctx, cam, onAt)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.log.Warn("record: finding the pre-roll start failed", "err", err)
+			if !sleep(ctx, retryPause) {
+				return
+			}
+			continue
+		}
+		if !c.record(ctx, cam, gen, after) {
+			return
+		}
+		if err := c.endSegment(); err != nil {
+			c.log.Error("record: finishing the segment failed", "err", err)
+		}
+	}
+}
+
+// startAfter returns the id recording reads after: just before the
+// keyframe at or before onAt - PreRoll (or before the first packet from
+// then on when the cache has no keyframe before it, or before that time when
+// the cache does not reach it yet), but never before the last packet
+// already recorded.
+func (c *camRec) startAfter(ctx context.Context, cam *chrysalis.Camera, onAt time.Time) (cache.ID, error) {
+	start := onAt.Add(-c.o.PreRoll)
+	ws, ok, err := cam.WindowStart(ctx, start, start.Add(24*time.Hour))
+	if err != nil {
+		return cache.ID{}, err
+	}
+	from := cache.IDAt(start)
+	if ok {
+		from = ws.First.ID
+		if ws.HasKeyframe {
+			from = ws.Keyframe.ID
+		}
+	}
+	after := before(from)
+	if c.haveLast && after.Compare(c.last) < 0 {
+		after = c.last
+	}
+	return after, nil
+}
+
+// before is the greatest id below id.
+func before(id cache.ID) cache.ID {
+	switch {
+	case id.Seq > 0:
+		return cache.ID{MS: id.MS, Seq: id.Seq - 1}
+	case id.MS > 0:
+		return cache.ID{MS: id.MS - 1, Seq: ^uint64(0)}
+	}
+	return cache.MinID
+}
+
+// record writes the packets after after until the switch-off of switch-on
+// gen is due (true) or ctx ends (false).
+func (c *camRec) record(ctx context.Context, cam *chrysalis.Camera, gen uint64, after cache.ID) bool {
+	for {
+		pkts, err := cam.PacketsAfter(ctx, after, readPage, readBlock)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			c.log.Warn("record: reading the cache failed", "err", err)
+			if !sleep(ctx, retryPause) {
+				return false
+			}
+			continue
+		}
+		if len(pkts) == 0 && c.offIfDue(gen, uint64(time.Now().UnixMilli())) {
+			return true
+		}
+		for _, p := range pkts {
+			if c.offIfDue(gen, p.ID.MS) {
+				return true
+			}
+			c.write(p)
+			after = p.ID
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+}
+
+// write adds p to the open segment, cutting segments at a keyframe past
+// Segment, at a gap in packet numbers and at a codec change.
+func (c *camRec) write(p cache.Packet) {
+	gap := c.haveLast && p.Number > 0 && c.lastNum > 0 && p.Number != c.lastNum+1
+	c.last, c.lastNum, c.haveLast = p.ID, p.Number, true
+	if gap && c.w != nil {
+		c.log.Warn("record: gap in packet numbers; the segment ends, the next starts at a keyframe", "at", p.ID)
+		c.finish()
+	}
+	if c.w != nil && p.Keyframe && p.ID.MS >= c.segMS+uint64(c.o.Segment.Milliseconds()) {
+		c.finish()
+	}
+	if c.w == nil {
+		if !p.Keyframe {
+			c.skipped.Add(1)
+			return
+		}
+		if !c.open(p) {
+			c.skipped.Add(1)
+			return
+		}
+	}
+	err := c.w.WritePacket(p)
+	if errors.Is(err, mp4.ErrCodecChanged) {
+		c.log.Info("record: codec changed; new segment", "at", p.ID)
+		c.finish()
+		if !c.open(p) {
+			c.skipped.Add(1)
+			return
+		}
+		err = c.w.WritePacket(p)
+	}
+	if err != nil {
+		c.log.Error("record: writing failed; the segment ends", "at", p.ID, "err", err)
+		c.finish()
+		c.skipped.Add(1)
+		return
+	}
+	c.packets.Add(1)
+}
+
+// open starts a segment at keyframe p.
+func (c *camRec) open(p cache.Packet) bool {
+	path := filepath.Join(c.dir, segmentName(c.id, p.ID.MS))
+	w, err := mp4.NewWriter(path, mp4.Options{Mode: mp4.Remux, FragmentedMP4: true, Logger: c.log})
+	if err != nil {
+		c.log.Error("record: creating the segment failed", "file", path, "err", err)
+		return false
+	}
+	c.w, c.segMS = w, p.ID.MS
+	return true
+}
+
+// finish finalises the open segment, logging a failure.
+func (c *camRec) finish() {
+	if err := c.endSegment(); err != nil {
+		c.log.Error("record: finishing the segment failed", "err", err)
+	}
+}
+
+// endSegment finalises the open segment, if any, and applies retention.
+func (c *camRec) endSegment() error {
+	if c.w == nil {
+		return nil
+	}
+	w := c.w
+	c.w = nil
+	err := w.Close()
+	switch {
+	case errors.Is(err, mp4.ErrNoFrames):
+		err = nil
+	case err == nil:
+		c.segments.Add(1)
+		c.log.Debug("record: segment finished", "file", w.Path(), "packets", w.Stats().Packets)
+	}
+	c.retain(time.Now())
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
