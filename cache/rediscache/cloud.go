@@ -154,7 +154,14 @@ func (c *Cache) cloud(ctx context.Context, cam string) (*cloudCam, error) {
 		pipe := c.rdb.Pipeline()
 		edge := pipe.Exists(ctx, QueueKey(cam), CodecKey(cam))
 		cl := pipe.Exists(ctx, c.CloudStreamKey(cam))
-		if _, err := pipe.Exec(ctx); err != nil {
+		_, _ = pipe.Exec(ctx)
+		if err := edge.Err(); err != nil {
+			return nil, Classify(err)
+		}
+		// A user whose ACL names only the camera's edge keys (an ingest's
+		// least privilege) may not see the cloud key: for it, that layout
+		// is not there.
+		if err := cl.Err(); err != nil && !redis.IsPermissionError(err) {
 			return nil, Classify(err)
 		}
 		switch {
