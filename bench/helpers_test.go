@@ -29,7 +29,9 @@ func TestMain(m *testing.M) {
 	// interleave with the benchmark lines, e.g. "connection refused" while
 	// the gocv peer waits for its RTMP server.
 	astiav.SetLogLevel(astiav.LogLevelFatal)
-	os.Exit(m.Run())
+	code := m.Run()
+	printVerdicts()
+	os.Exit(code)
 }
 
 const (
