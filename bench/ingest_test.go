@@ -44,6 +44,7 @@ func BenchmarkIngestCPU(b *testing.B) {
 			b.ReportMetric(ours, "core_fraction")
 			b.ReportMetric(peer, "ffmpeg_core_fraction")
 			b.ReportMetric(ours/peer, "x_vs_ffmpeg_remux")
+			check(b, "IngestCPU/"+r.name+" cores per camera", ours, "<=", 0.05, "cores")
 		})
 	}
 }

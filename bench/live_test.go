@@ -197,7 +197,7 @@ func runConsumer(b *testing.B, arr *arrivals, bin, url, cam, mode string, d time
 	if len(c.Ages) < 2 {
 		b.Fatalf("liveconsumer %s: %d images in %v", mode, len(c.Ages), d)
 	}
-	return side{ages: arr.ages(b, c.IDs[1:], c.AtUS[1:]), stamped: c.Ages[1:], notNewer: c.NotNewer,
+	return side{ages: arr.ages(b, cam, c.IDs[1:], c.AtUS[1:]), stamped: c.Ages[1:], notNewer: c.NotNewer,
 		wall: time.Duration(out.Seconds * float64(time.Second)), cpu: time.Duration(out.CPUSeconds * float64(time.Second))}
 }
 
@@ -218,7 +218,7 @@ func (a *arrivals) Append(ctx context.Context, cam string, p *cache.Packet) (cac
 	if err == nil {
 		now := time.Now()
 		a.mu.Lock()
-		a.at[id.String()] = now
+		a.at[cam+"/"+id.String()] = now
 		a.mu.Unlock()
 	}
 	return id, err
@@ -226,14 +226,14 @@ func (a *arrivals) Append(ctx context.Context, cam string, p *cache.Packet) (cac
 
 // ages returns, for each image id handed to a consumer at atUS (Unix µs),
 // the ms since its packet arrived in the cache.
-func (a *arrivals) ages(b *testing.B, ids []string, atUS []int64) []float64 {
+func (a *arrivals) ages(b *testing.B, cam string, ids []string, atUS []int64) []float64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]float64, len(ids))
 	for i, id := range ids {
-		t, ok := a.at[id]
+		t, ok := a.at[cam+"/"+id]
 		if !ok {
-			b.Fatalf("image %s: no such packet was written", id)
+			b.Fatalf("image %s/%s: no such packet was written", cam, id)
 		}
 		out[i] = float64(atUS[i]-t.UnixMicro()) / 1000
 	}
@@ -264,7 +264,7 @@ func (p pyavPeer) live(b *testing.B, arr *arrivals, addr, cam, desc string, d ti
 	if len(out.Ages) < 2 {
 		b.Fatalf("pyav_live.py: %d images in %v", len(out.Ages), d)
 	}
-	return side{ages: arr.ages(b, out.IDs[1:], out.AtUS[1:]), stamped: out.Ages[1:], notNewer: out.NotNewer, wall: time.Duration(out.Seconds * float64(time.Second)),
+	return side{ages: arr.ages(b, cam, out.IDs[1:], out.AtUS[1:]), stamped: out.Ages[1:], notNewer: out.NotNewer, wall: time.Duration(out.Seconds * float64(time.Second)),
 		cpu: time.Duration(out.CPUSeconds * float64(time.Second))}
 }
 
