@@ -100,7 +100,7 @@ func BenchmarkLiveFrameAge(b *testing.B) {
 					b.ReportMetric(p.cores(), "pyav_cores")
 					b.ReportMetric(float64(len(o.ages)), "images")
 					b.ReportMetric(float64(len(p.ages)), "pyav_images")
-					b.Logf("load average %s; ours %d images, PyAV %d", loadavg(), len(o.ages), len(p.ages))
+					b.Logf("load average %s, CPU pressure %s; ours %d images, PyAV %d", loadavg(), cpuPressure(), len(o.ages), len(p.ages))
 					n := "LiveFrameAge/" + r.name + "/" + mode
 					check(b, n+" p99 age / PyAV p99", o99/p99, "<=", 0.7, "x")
 					check(b, n+" p99 age", o99, "<=", limit, "ms")

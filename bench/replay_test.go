@@ -155,7 +155,7 @@ func versus(b *testing.B, peer string, want int, ours, theirs func(*testing.B) r
 	b.ReportMetric(float64(p.frames)/p.wall.Seconds(), peer+"_frames/s")
 	b.ReportMetric(median(wall), "x_vs_"+peer)
 	b.ReportMetric(median(cpu), "cpu_x_vs_"+peer)
-	b.Logf("load average %s", loadavg())
+	b.Logf("load average %s, CPU pressure %s", loadavg(), cpuPressure())
 	return median(wall)
 }
 

@@ -71,7 +71,7 @@ func printVerdicts() {
 		return
 	}
 	pass := 0
-	fmt.Printf("\n--- targets (bench/README.md), load average at the end: %s\n", loadavg())
+	fmt.Printf("\n--- targets (bench/README.md); at the end: load average %s, CPU pressure (some avg10) %s\n", loadavg(), cpuPressure())
 	for _, v := range verdicts {
 		fmt.Println(v)
 		if v.passed {
