@@ -130,42 +130,50 @@ func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
 // this tree's liveconsumer/main.go copied in), and returns the binary.
 func buildConsumer(b *testing.B, rev string) string {
 	b.Helper()
-	dir := b.TempDir()
+	bin, err := tryBuildConsumer(b.TempDir(), rev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return bin
+}
+
+// tryBuildConsumer is buildConsumer into dir, returning what failed.
+func tryBuildConsumer(dir, rev string) (string, error) {
 	bin := filepath.Join(dir, "liveconsumer")
 	src, err := filepath.Abs("liveconsumer")
 	if err != nil {
-		b.Fatal(err)
+		return "", err
 	}
 	pkgDir := src
 	if rev != "" {
 		top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
 		if err != nil {
-			b.Skipf("git: %v (the before side needs the repository)", err)
+			return "", fmt.Errorf("git: %v (the before side needs the repository)", err)
 		}
 		tree := filepath.Join(dir, "tree")
 		if err := os.MkdirAll(tree, 0o755); err != nil {
-			b.Fatal(err)
+			return "", err
 		}
 		cmd := exec.Command("sh", "-c", fmt.Sprintf("git -C %q archive %s | tar -x -C %q", strings.TrimSpace(string(top)), rev, tree))
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Skipf("git archive %s: %v: %s", rev, err, out)
+			return "", fmt.Errorf("git archive %s: %v: %s", rev, err, out)
 		}
 		pkgDir = filepath.Join(tree, "bench", "liveconsumer")
 		if err := os.MkdirAll(pkgDir, 0o755); err != nil {
-			b.Fatal(err)
+			return "", err
 		}
 		main, err := os.ReadFile(filepath.Join(src, "main.go"))
 		if err != nil {
-			b.Fatal(err)
+			return "", err
 		}
 		if err := os.WriteFile(filepath.Join(pkgDir, "main.go"), main, 0o644); err != nil {
-			b.Fatal(err)
+			return "", err
 		}
 	}
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Dir = pkgDir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("building liveconsumer %s: %v\n%s", rev, err, out)
+		return "", fmt.Errorf("building liveconsumer %s: %v\n%s", rev, err, out)
 	}
-	return bin
+	return bin, nil
 }
