@@ -170,6 +170,7 @@ type consumerOut struct {
 		IDs      []string  `json:"ids"`
 		AtUS     []int64   `json:"at_us"`
 		NotNewer int       `json:"not_newer"`
+		Errors   []string  `json:"errors"`
 		Err      string    `json:"error"`
 	} `json:"cameras"`
 	Seconds    float64 `json:"seconds"`
@@ -201,6 +202,9 @@ func consume(b *testing.B, bin string, args ...string) consumerOut {
 func runConsumer(b *testing.B, arr *arrivals, bin, url, cam, mode string, d time.Duration) side {
 	out := consume(b, bin, "-redis", url, "-cameras", cam, "-mode", mode, "-for", d.String(), "-work", slowConsumer.String())
 	c := out.Cameras[0]
+	if len(c.Errors) > 0 {
+		b.Errorf("liveconsumer %s: WaitLatest failed %d times, first: %s", mode, len(c.Errors), c.Errors[0])
+	}
 	if len(c.Ages) < 2 {
 		b.Fatalf("liveconsumer %s: %d images in %v", mode, len(c.Ages), d)
 	}
@@ -307,15 +311,19 @@ func pushLive(b *testing.B, url, cam, clip string) (arr *arrivals, stop func()) 
 	if err := push.Start(); err != nil {
 		b.Fatal(err)
 	}
+	var once sync.Once
 	stop = func() {
-		_ = push.Process.Kill()
-		_ = push.Wait()
-		cancel()
-		if err := <-ingestDone; err != nil {
-			b.Errorf("ingest: %v", err)
-		}
-		wc.Close()
+		once.Do(func() {
+			_ = push.Process.Kill()
+			_ = push.Wait()
+			cancel()
+			if err := <-ingestDone; err != nil {
+				b.Errorf("ingest: %v", err)
+			}
+			wc.Close()
+		})
 	}
+	b.Cleanup(stop) // also when a sub-benchmark fails
 	for deadline := time.Now().Add(20 * time.Second); in.Stats().Written < 50; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			stop()

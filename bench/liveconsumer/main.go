@@ -51,8 +51,12 @@ type camResult struct {
 	AtUS []int64  `json:"at_us"`
 	// NotNewer counts images whose cache id was not greater than the
 	// previous image's (a duplicate or a step back).
-	NotNewer int    `json:"not_newer"`
-	Err      string `json:"error,omitempty"`
+	NotNewer int `json:"not_newer"`
+	// Errors are the errors WaitLatest returned (the wait loop logs them
+	// and goes on after 100 ms, as a service would); Err is what ended the
+	// camera's consumer early.
+	Errors []string `json:"errors,omitempty"`
+	Err    string   `json:"error,omitempty"`
 }
 
 type result struct {
@@ -142,7 +146,7 @@ func main() {
 			var err error
 			switch *mode {
 			case "wait":
-				err = waitLoop(ctx, cl, id, opts, *work, seen)
+				err = waitLoop(ctx, cl, id, opts, *work, seen, func(err error) { cr.Errors = append(cr.Errors, err.Error()) })
 			case "graph":
 				err = graph(ctx, cl, id, opts, *work, seen, quiet)
 			default:
@@ -161,13 +165,23 @@ func main() {
 	}
 }
 
-func waitLoop(ctx context.Context, cl *chrysalis.Client, id string, o chrysalis.CameraOptions, work time.Duration, seen func(*chrysalis.ChImage)) error {
+func waitLoop(ctx context.Context, cl *chrysalis.Client, id string, o chrysalis.CameraOptions, work time.Duration,
+	seen func(*chrysalis.ChImage), failed func(error)) error {
 	cam := cl.Camera(id, o)
 	defer cam.Close()
 	for {
 		img, err := cam.WaitLatest(ctx)
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return nil
+			}
+			failed(err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
 		seen(img)
 		img.Release()
