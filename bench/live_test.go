@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +59,11 @@ const (
 // threads) is the consumer's alone. Age = the time an image reaches the
 // consumer's work - the time its packet was in Redis (the ingest's Append
 // returned; see arrivals); stamp_age_* are from the ingest's capture stamp
-// (image time) instead. The first image of each segment is left out on
+// (image time) instead. Images handed out within 2 s after the stream
+// stopped arriving for more than 400 ms (the pusher or the ingest was held
+// up on the shared machine, then sent a burst) are counted as
+// stalled_images and left out of the targets' figures on both sides;
+// all_age_* include them. The first image of each segment is left out on
 // both sides (ours includes the catch-up from the keyframe, PyAV's is done
 // before its loop). p50, p99 and max pool every image of both segments of
 // a side.
@@ -97,6 +102,12 @@ func BenchmarkLiveFrameAge(b *testing.B) {
 					b.ReportMetric(p99, "pyav_age_p99_ms")
 					b.ReportMetric(slices.Max(p.ages), "pyav_age_max_ms")
 					b.ReportMetric(o99/p99, "p99_x_pyav")
+					b.ReportMetric(percentile(o.all, 99), "all_age_p99_ms")
+					b.ReportMetric(slices.Max(o.all), "all_age_max_ms")
+					b.ReportMetric(float64(o.stalled), "stalled_images")
+					b.ReportMetric(percentile(p.all, 99), "pyav_all_age_p99_ms")
+					b.ReportMetric(slices.Max(p.all), "pyav_all_age_max_ms")
+					b.ReportMetric(float64(p.stalled), "pyav_stalled_images")
 					b.ReportMetric(percentile(o.stamped, 50), "stamp_age_p50_ms")
 					b.ReportMetric(percentile(o.stamped, 99), "stamp_age_p99_ms")
 					b.ReportMetric(percentile(p.stamped, 99), "pyav_stamp_age_p99_ms")
@@ -135,15 +146,20 @@ func BenchmarkLiveFrameAge(b *testing.B) {
 
 // side is what one consumer measured over one or more segments.
 type side struct {
-	// ages are from the packet's arrival in the cache; stamped from the
-	// ingest's capture stamp (image time).
-	ages, stamped []float64
-	notNewer      int
-	wall, cpu     time.Duration
+	// all are the ages from the packet's arrival in the cache; ages the
+	// same without the images handed out just after an upstream stall
+	// (see arrivals.stalled), stalled their count; stamped are all ages
+	// from the ingest's capture stamp (image time).
+	all, ages, stamped []float64
+	stalled            int
+	notNewer           int
+	wall, cpu          time.Duration
 }
 
 func (s *side) add(o side) {
 	s.ages = append(s.ages, o.ages...)
+	s.all = append(s.all, o.all...)
+	s.stalled += o.stalled
 	s.stamped = append(s.stamped, o.stamped...)
 	s.notNewer += o.notNewer
 	s.wall += o.wall
@@ -208,7 +224,8 @@ func runConsumer(b *testing.B, arr *arrivals, bin, url, cam, mode string, d time
 	if len(c.Ages) < 2 {
 		b.Fatalf("liveconsumer %s: %d images in %v", mode, len(c.Ages), d)
 	}
-	return side{ages: arr.ages(b, cam, c.IDs[1:], c.AtUS[1:]), stamped: c.Ages[1:], notNewer: c.NotNewer,
+	all, clean, stalled := arr.ages(b, cam, c.IDs[1:], c.AtUS[1:])
+	return side{all: all, ages: clean, stalled: stalled, stamped: c.Ages[1:], notNewer: c.NotNewer,
 		wall: time.Duration(out.Seconds * float64(time.Second)), cpu: time.Duration(out.CPUSeconds * float64(time.Second))}
 }
 
@@ -220,8 +237,43 @@ func runConsumer(b *testing.B, arr *arrivals, bin, url, cam, mode string, d time
 // either side.
 type arrivals struct {
 	cache.Cache
-	mu sync.Mutex
-	at map[string]time.Time
+	mu  sync.Mutex
+	at  map[string]time.Time   // "cam/id" -> when its Append returned
+	seq map[string][]time.Time // cam -> every Append's return, in order
+}
+
+const (
+	// stallGap is a gap between two packets' arrivals in Redis that means
+	// the stream upstream of the reader stalled (ten frame intervals: the
+	// pusher or the ingest was held up), and stallWindow how long after
+	// such a gap a reader may still be catching up on the burst that
+	// follows it.
+	stallGap    = 400 * time.Millisecond
+	stallWindow = 2 * time.Second
+)
+
+func newArrivals(c cache.Cache) *arrivals {
+	return &arrivals{Cache: c, at: map[string]time.Time{}, seq: map[string][]time.Time{}}
+}
+
+// stalled reports whether the packets of cam stopped arriving for more
+// than stallGap at some point in the stallWindow before t (or are stopped
+// at t).
+func (a *arrivals) stalled(cam string, t time.Time) bool {
+	s := a.seq[cam]
+	i := sort.Search(len(s), func(i int) bool { return s[i].After(t) }) // s[:i] arrived by t
+	if i == 0 {
+		return false
+	}
+	if t.Sub(s[i-1]) > stallGap {
+		return true
+	}
+	for j := i - 1; j > 0 && t.Sub(s[j]) < stallWindow; j-- {
+		if s[j].Sub(s[j-1]) > stallGap {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *arrivals) Append(ctx context.Context, cam string, p *cache.Packet) (cache.ID, error) {
@@ -230,25 +282,33 @@ func (a *arrivals) Append(ctx context.Context, cam string, p *cache.Packet) (cac
 		now := time.Now()
 		a.mu.Lock()
 		a.at[cam+"/"+id.String()] = now
+		a.seq[cam] = append(a.seq[cam], now)
 		a.mu.Unlock()
 	}
 	return id, err
 }
 
 // ages returns, for each image id handed to a consumer at atUS (Unix µs),
-// the ms since its packet arrived in the cache.
-func (a *arrivals) ages(b *testing.B, cam string, ids []string, atUS []int64) []float64 {
+// the ms since its packet arrived in the cache: all of them, and those of
+// the images not handed out within stallWindow of an upstream stall
+// (clean), with the count of the others.
+func (a *arrivals) ages(b *testing.B, cam string, ids []string, atUS []int64) (all, clean []float64, stalled int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]float64, len(ids))
 	for i, id := range ids {
 		t, ok := a.at[cam+"/"+id]
 		if !ok {
 			b.Fatalf("image %s/%s: no such packet was written", cam, id)
 		}
-		out[i] = float64(atUS[i]-t.UnixMicro()) / 1000
+		age := float64(atUS[i]-t.UnixMicro()) / 1000
+		all = append(all, age)
+		if a.stalled(cam, time.UnixMicro(atUS[i])) {
+			stalled++
+		} else {
+			clean = append(clean, age)
+		}
 	}
-	return out
+	return all, clean, stalled
 }
 
 // live runs bench/pyav_live.py on camera cam for d.
@@ -275,7 +335,8 @@ func (p pyavPeer) live(b *testing.B, arr *arrivals, addr, cam, desc string, d ti
 	if len(out.Ages) < 2 {
 		b.Fatalf("pyav_live.py: %d images in %v", len(out.Ages), d)
 	}
-	return side{ages: arr.ages(b, cam, out.IDs[1:], out.AtUS[1:]), stamped: out.Ages[1:], notNewer: out.NotNewer, wall: time.Duration(out.Seconds * float64(time.Second)),
+	all, clean, stalled := arr.ages(b, cam, out.IDs[1:], out.AtUS[1:])
+	return side{all: all, ages: clean, stalled: stalled, stamped: out.Ages[1:], notNewer: out.NotNewer, wall: time.Duration(out.Seconds * float64(time.Second)),
 		cpu: time.Duration(out.CPUSeconds * float64(time.Second))}
 }
 
@@ -298,7 +359,7 @@ func pushLive(b *testing.B, url, cam, clip string) (arr *arrivals, stop func()) 
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	rtmp := fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", port, cam)
-	arr = &arrivals{Cache: wc, at: map[string]time.Time{}}
+	arr = newArrivals(wc)
 	in, err := ingest.New(arr, ingest.Config{Camera: cam, Input: rtmp, Listen: true, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
