@@ -53,7 +53,7 @@ bench: bench-deps bench-clips
 bench-clips:
 	sh testdata/gen.sh hard $(CURDIR)/bench/clips
 
-# DESIGN.md's "RSS bounded for a 10-minute live run": two demos and an
+# "RSS bounded for a 10-minute live run" (bench/README.md): two demos and an
 # ffmpeg peer, sampled every 5 s for $(SOAK) (bench/soak_test.go);
 # `make soak SOAK=30m` runs longer.
 soak: deps
