@@ -119,6 +119,8 @@ func BenchmarkGraphAllocs(b *testing.B) {
 	b.ReportMetric(perFrame/bgr1080, "x_vs_bgr_frame")
 	b.ReportMetric(float64(large)/float64(iters), "frame_bufs/iter")
 	b.ReportMetric(median(growth), "heap_growth_MB")
+	check(b, "GraphAllocs/1080p heap bytes per frame / one BGR frame", perFrame/bgr1080, "<=", 0.01, "x")
+	check(b, "GraphAllocs/1080p live heap growth over 350 frames", median(growth), "<", bgr1080/1e6, "MB")
 }
 
 // largeAllocs is the number of heap allocations over 32 KB so far (the

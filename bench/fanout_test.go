@@ -52,6 +52,7 @@ func BenchmarkFanOut(b *testing.B) {
 			b.ReportMetric(float64(cpu[1].Microseconds())/frames, "cpu_us/frame_1sink")
 			b.ReportMetric(float64(cpu[4].Microseconds())/frames, "cpu_us/frame_4sinks")
 			b.ReportMetric(median(ratios), "cpu_ratio_4_vs_1")
+			check(b, "FanOut/"+r.name+" CPU 4 sinks / 1 sink", median(ratios), "<=", 1.1, "x")
 		})
 	}
 }

@@ -1,11 +1,16 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -13,153 +18,402 @@ import (
 
 	"gocv.io/x/gocv"
 
-	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
+	"github.com/chryscloud/chrysalis-go/ingest"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
 )
 
 const (
-	// liveFor is how long each side consumes the live stream per iteration.
+	// liveFor is how long the gocv peer reads per iteration.
 	liveFor = 5 * time.Second
 	// slowConsumer is the per-frame work of the slow consumer (5 fps
 	// against a 25 fps camera).
 	slowConsumer  = 200 * time.Millisecond
 	frameInterval = 40 * time.Millisecond
+	// beforeRev is main before the live follower: Latest decoded on
+	// demand (the "before" of the CPU comparison).
+	beforeRev = "2e29f55"
 )
 
 // BenchmarkLiveFrameAge measures how fresh the images of a slow consumer
-// are on a 25 fps live camera. The consumer takes 200 ms per image and
-// runs for 5 s per iteration.
+// (200 ms of work per image) are on a live 25 fps camera, through the real
+// path: the ffmpeg CLI pushes the hard clip, looped, over RTMP
+// (`ffmpeg -re -stream_loop -1 -i clip -map 0:v -c copy -f flv rtmp://...`)
+// into package ingest in listen mode, which writes a loopback Redis.
 //
-// Ours: a goroutine appends the clip's packets (looped, PTS/DTS shifted)
-// into Redis every 40 ms with wall-clock timestamps, as an ingest does; the
-// consumer calls Camera.WaitLatest. Age = now - image time when WaitLatest
-// returns; p50/p99 over every image of every iteration.
+// Sub-benchmarks, per resolution, each one run of ABBA segments (ours,
+// peer, peer, ours) whatever -benchtime says (ns/op means nothing here),
+// each side CHRYSALIS_LIVE_FOR in all (default 60 s, so 2 segments of
+// 30 s):
 //
-// Peer: gocv.VideoCapture (OpenCV's FFmpeg backend) reading the same clip
-// served live over RTMP by `ffmpeg -re -stream_loop -1 ... -listen 1`, with
-// the same 200 ms per image. It reads the stream in order, so it falls
-// behind: lag = (time since its first image) - (images read - 1) x 40 ms,
-// taken at its last image. Its connection and probing time is not counted,
-// which favours the peer.
+//   - wait: bench/liveconsumer -mode wait (a Camera.WaitLatest loop)
+//     against bench/pyav_live.py (XREAD, decode all, convert the newest);
+//   - graph: liveconsumer -mode graph (source.Live -> sink.Func) against
+//     the same PyAV loop;
+//   - cpu_vs_before: liveconsumer -mode wait built from this tree against
+//     the same file built from commit 2e29f55 (Latest decoding on demand).
 //
-// Both run side by side in each iteration (they use a fraction of a core
-// each). Metrics: age_p50_ms, age_p99_ms, gocv_lag_ms (median over
-// iterations), gocv_lag_growth_ms/s, and x_vs_gocv = gocv_lag / our p99
-// age (how many times fresher our images are).
+// Each consumer is a process of its own, so its CPU time (getrusage, all
+// threads) is the consumer's alone. Age = the time an image reaches the
+// consumer's work - the time its packet was in Redis (the ingest's Append
+// returned; see arrivals); stamp_age_* are from the ingest's capture stamp
+// (image time) instead. Images handed out within 2 s after the stream
+// stopped arriving for more than 400 ms (the pusher or the ingest was held
+// up on the shared machine, then sent a burst) are counted as
+// stalled_images and left out of the targets' figures on both sides;
+// all_age_* include them. The first image of each segment is left out on
+// both sides (ours includes the catch-up from the keyframe, PyAV's is done
+// before its loop). p50, p99 and max pool every image of both segments of
+// a side.
 func BenchmarkLiveFrameAge(b *testing.B) {
-	need(b, "ffmpeg", "ffprobe", "redis-server")
+	need(b, "ffmpeg", "ffprobe", "redis-server", "go")
+	dur := envDuration(b, "CHRYSALIS_LIVE_FOR", 60*time.Second)
 	srv := testredis.Start(b, testredis.Options{})
-	// OpenCV's FFmpeg backend probes a stream for 5 s by default before the
-	// first image; a short probe only shortens the benchmark (the peer's
-	// lag is counted from its first image). Set before any concurrent C
-	// code runs: OpenCV reads it with getenv at each open.
-	b.Setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "analyzeduration;500000|probesize;65536")
-	for _, r := range resolutions {
+	py := pyav(b)
+	desc := descriptorFile(b)
+	ours := buildConsumer(b, "")
+	// Built on first use, kept for both resolutions (in this benchmark's
+	// temporary directory, not a sub-benchmark's).
+	beforeDir := b.TempDir()
+	var before string
+	var beforeErr error
+	for _, r := range hardRes {
 		b.Run(r.name, func(b *testing.B) {
-			clip := loadClip(b, r.file)
-			var ages, lags, growth []float64
-			iter := 0
-			for b.Loop() {
-				iter++
-				var wg sync.WaitGroup
-				var lag, elapsed time.Duration
-				wg.Go(func() { lag, elapsed = gocvLag(b, testclip.Path(r.file)) })
-				ages = append(ages, liveAges(b, srv.URL(), fmt.Sprintf("live-%s-%d", r.name, iter), clip)...)
-				wg.Wait()
-				lags = append(lags, float64(lag.Milliseconds()))
-				growth = append(growth, float64(lag.Milliseconds())/elapsed.Seconds())
+			cam := "live" + r.name
+			arr, stop := pushLive(b, srv.URL(), cam, hardClip(b, r.file))
+			defer stop()
+			limit := map[string]float64{"720p": 50, "1080p": 60}[r.name]
+			ourSide := func(mode string) func() side {
+				return func() side { return runConsumer(b, arr, ours, srv.URL(), cam, mode, dur/2) }
 			}
-			p99 := percentile(ages, 99)
-			b.ReportMetric(percentile(ages, 50), "age_p50_ms")
-			b.ReportMetric(p99, "age_p99_ms")
-			b.ReportMetric(median(lags), "gocv_lag_ms")
-			b.ReportMetric(median(growth), "gocv_lag_growth_ms/s")
-			b.ReportMetric(median(lags)/p99, "x_vs_gocv")
+			pySide := func() side { return py.live(b, arr, srv.Addr(), cam, desc, dur/2) }
+			for _, mode := range []string{"wait", "graph"} {
+				b.Run(mode, func(b *testing.B) {
+					o, p := abba(ourSide(mode), pySide)
+					for b.Loop() { // one ABBA whatever -benchtime says; its length is CHRYSALIS_LIVE_FOR
+					}
+					o99, p99 := percentile(o.ages, 99), percentile(p.ages, 99)
+					b.ReportMetric(percentile(o.ages, 50), "age_p50_ms")
+					b.ReportMetric(o99, "age_p99_ms")
+					b.ReportMetric(slices.Max(o.ages), "age_max_ms")
+					b.ReportMetric(percentile(p.ages, 50), "pyav_age_p50_ms")
+					b.ReportMetric(p99, "pyav_age_p99_ms")
+					b.ReportMetric(slices.Max(p.ages), "pyav_age_max_ms")
+					b.ReportMetric(o99/p99, "p99_x_pyav")
+					b.ReportMetric(percentile(o.all, 99), "all_age_p99_ms")
+					b.ReportMetric(slices.Max(o.all), "all_age_max_ms")
+					b.ReportMetric(float64(o.stalled), "stalled_images")
+					b.ReportMetric(percentile(p.all, 99), "pyav_all_age_p99_ms")
+					b.ReportMetric(slices.Max(p.all), "pyav_all_age_max_ms")
+					b.ReportMetric(float64(p.stalled), "pyav_stalled_images")
+					b.ReportMetric(percentile(o.stamped, 50), "stamp_age_p50_ms")
+					b.ReportMetric(percentile(o.stamped, 99), "stamp_age_p99_ms")
+					b.ReportMetric(percentile(p.stamped, 99), "pyav_stamp_age_p99_ms")
+					b.ReportMetric(o.cores(), "cores")
+					b.ReportMetric(p.cores(), "pyav_cores")
+					b.ReportMetric(float64(len(o.ages)), "images")
+					b.ReportMetric(float64(len(p.ages)), "pyav_images")
+					b.Logf("load average %s, CPU pressure %s; ours %d images, PyAV %d", loadavg(), cpuPressure(), len(o.ages), len(p.ages))
+					n := "LiveFrameAge/" + r.name + "/" + mode
+					check(b, n+" p99 age / PyAV p99", o99/p99, "<=", 0.7, "x")
+					check(b, n+" p99 age", o99, "<=", limit, "ms")
+					check(b, n+" max age", slices.Max(o.ages), "<", 150, "ms")
+					check(b, n+" images not newer than the previous", float64(o.notNewer), "==", 0, "")
+				})
+			}
+			b.Run("cpu_vs_before", func(b *testing.B) {
+				if before == "" && beforeErr == nil {
+					before, beforeErr = tryBuildConsumer(beforeDir, beforeRev)
+				}
+				if beforeErr != nil {
+					b.Skip(beforeErr)
+				}
+				o, p := abba(ourSide("wait"), func() side { return runConsumer(b, arr, before, srv.URL(), cam, "wait", dur/2) })
+				for b.Loop() {
+				}
+				b.ReportMetric(o.cores(), "cores")
+				b.ReportMetric(p.cores(), "before_cores")
+				b.ReportMetric(percentile(o.ages, 99), "age_p99_ms")
+				b.ReportMetric(percentile(p.ages, 99), "before_age_p99_ms")
+				b.ReportMetric(o.cores()/p.cores(), "cpu_x_before")
+				check(b, "LiveFrameAge/"+r.name+" CPU per camera / before ("+beforeRev+")", o.cores()/p.cores(), "<=", 1.1, "x")
+			})
 		})
 	}
 }
 
-// liveAges feeds camera cam live into Redis and returns the ages in ms of
-// the images a slow WaitLatest consumer got during liveFor.
-func liveAges(b *testing.B, url, cam string, clip *testclip.Clip) []float64 {
+// side is what one consumer measured over one or more segments.
+type side struct {
+	// all are the ages from the packet's arrival in the cache; ages the
+	// same without the images handed out just after an upstream stall
+	// (see arrivals.stalled), stalled their count; stamped are all ages
+	// from the ingest's capture stamp (image time).
+	all, ages, stamped []float64
+	stalled            int
+	notNewer           int
+	wall, cpu          time.Duration
+}
+
+func (s *side) add(o side) {
+	s.ages = append(s.ages, o.ages...)
+	s.all = append(s.all, o.all...)
+	s.stalled += o.stalled
+	s.stamped = append(s.stamped, o.stamped...)
+	s.notNewer += o.notNewer
+	s.wall += o.wall
+	s.cpu += o.cpu
+}
+
+// cores is the CPU time over the wall time: the fraction of a core used.
+func (s side) cores() float64 { return s.cpu.Seconds() / s.wall.Seconds() }
+
+// abba runs ours, peer, peer, ours and returns each side's pooled figures.
+func abba(ours, peer func() side) (o, p side) {
+	o.add(ours())
+	p.add(peer())
+	p.add(peer())
+	o.add(ours())
+	return o, p
+}
+
+// consumerOut is liveconsumer's JSON line.
+type consumerOut struct {
+	Cameras []struct {
+		Camera   string    `json:"camera"`
+		Ages     []float64 `json:"ages_ms"`
+		IDs      []string  `json:"ids"`
+		AtUS     []int64   `json:"at_us"`
+		NotNewer int       `json:"not_newer"`
+		Errors   []string  `json:"errors"`
+		Err      string    `json:"error"`
+	} `json:"cameras"`
+	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+}
+
+// consume runs liveconsumer with args and returns its output.
+func consume(b *testing.B, bin string, args ...string) consumerOut {
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = &stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("liveconsumer %v: %v\n%s", args, err, stderr.String())
+	}
+	var out consumerOut
+	if err := json.Unmarshal(raw, &out); err != nil {
+		b.Fatalf("liveconsumer output %q: %v", raw, err)
+	}
+	for _, c := range out.Cameras {
+		if c.Err != "" {
+			b.Fatalf("liveconsumer %s: %s", c.Camera, c.Err)
+		}
+	}
+	return out
+}
+
+// runConsumer runs one liveconsumer on camera cam for d.
+func runConsumer(b *testing.B, arr *arrivals, bin, url, cam, mode string, d time.Duration) side {
+	out := consume(b, bin, "-redis", url, "-cameras", cam, "-mode", mode, "-for", d.String(), "-work", slowConsumer.String())
+	c := out.Cameras[0]
+	if len(c.Errors) > 0 {
+		b.Errorf("liveconsumer %s: WaitLatest failed %d times, first: %s", mode, len(c.Errors), c.Errors[0])
+	}
+	if len(c.Ages) < 2 {
+		b.Fatalf("liveconsumer %s: %d images in %v", mode, len(c.Ages), d)
+	}
+	all, clean, stalled := arr.ages(b, cam, c.IDs[1:], c.AtUS[1:])
+	return side{all: all, ages: clean, stalled: stalled, stamped: c.Ages[1:], notNewer: c.NotNewer,
+		wall: time.Duration(out.Seconds * float64(time.Second)), cpu: time.Duration(out.CPUSeconds * float64(time.Second))}
+}
+
+// arrivals wraps the ingest's cache and records when each packet was in
+// it (Append returned): the reference of the ages. The ingest's capture
+// stamps follow the stream clock from an anchor taken at the start of the
+// stream probe, which can differ from the packets' arrival by tens of ms
+// (see README.md), so ages from the stamps alone could flatter or wrong
+// either side.
+type arrivals struct {
+	cache.Cache
+	mu  sync.Mutex
+	at  map[string]time.Time   // "cam/id" -> when its Append returned
+	seq map[string][]time.Time // cam -> every Append's return, in order
+}
+
+const (
+	// stallGap is a gap between two packets' arrivals in Redis that means
+	// the stream upstream of the reader stalled (ten frame intervals: the
+	// pusher or the ingest was held up), and stallWindow how long after
+	// such a gap a reader may still be catching up on the burst that
+	// follows it.
+	stallGap    = 400 * time.Millisecond
+	stallWindow = 2 * time.Second
+)
+
+func newArrivals(c cache.Cache) *arrivals {
+	return &arrivals{Cache: c, at: map[string]time.Time{}, seq: map[string][]time.Time{}}
+}
+
+// stalled reports whether the packets of cam stopped arriving for more
+// than stallGap at some point in the stallWindow before t (or are stopped
+// at t).
+func (a *arrivals) stalled(cam string, t time.Time) bool {
+	s := a.seq[cam]
+	i := sort.Search(len(s), func(i int) bool { return s[i].After(t) }) // s[:i] arrived by t
+	if i == 0 {
+		return false
+	}
+	if t.Sub(s[i-1]) > stallGap {
+		return true
+	}
+	for j := i - 1; j > 0 && t.Sub(s[j]) < stallWindow; j-- {
+		if s[j].Sub(s[j-1]) > stallGap {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *arrivals) Append(ctx context.Context, cam string, p *cache.Packet) (cache.ID, error) {
+	id, err := a.Cache.Append(ctx, cam, p)
+	if err == nil {
+		now := time.Now()
+		a.mu.Lock()
+		a.at[cam+"/"+id.String()] = now
+		a.seq[cam] = append(a.seq[cam], now)
+		a.mu.Unlock()
+	}
+	return id, err
+}
+
+// ages returns, for each image id handed to a consumer at atUS (Unix µs),
+// the ms since its packet arrived in the cache: all of them, and those of
+// the images not handed out within stallWindow of an upstream stall
+// (clean), with the count of the others.
+func (a *arrivals) ages(b *testing.B, cam string, ids []string, atUS []int64) (all, clean []float64, stalled int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, id := range ids {
+		t, ok := a.at[cam+"/"+id]
+		if !ok {
+			b.Fatalf("image %s/%s: no such packet was written", cam, id)
+		}
+		age := float64(atUS[i]-t.UnixMicro()) / 1000
+		all = append(all, age)
+		if a.stalled(cam, time.UnixMicro(atUS[i])) {
+			stalled++
+		} else {
+			clean = append(clean, age)
+		}
+	}
+	return all, clean, stalled
+}
+
+// live runs bench/pyav_live.py on camera cam for d.
+func (p pyavPeer) live(b *testing.B, arr *arrivals, addr, cam, desc string, d time.Duration) side {
+	var stderr bytes.Buffer
+	cmd := exec.Command(p.python, filepath.Join(filepath.Dir(p.script), "pyav_live.py"), "--addr", addr, "--camera", cam,
+		"--descriptor", desc, "--for", fmt.Sprint(d.Seconds()), "--work", fmt.Sprint(slowConsumer.Seconds()))
+	cmd.Stderr = &stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("pyav_live.py: %v\n%s", err, stderr.String())
+	}
+	var out struct {
+		Ages       []float64 `json:"ages_ms"`
+		IDs        []string  `json:"ids"`
+		AtUS       []int64   `json:"at_us"`
+		NotNewer   int       `json:"not_newer"`
+		Seconds    float64   `json:"seconds"`
+		CPUSeconds float64   `json:"cpu_seconds"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		b.Fatalf("pyav_live.py output %q: %v", raw, err)
+	}
+	if len(out.Ages) < 2 {
+		b.Fatalf("pyav_live.py: %d images in %v", len(out.Ages), d)
+	}
+	all, clean, stalled := arr.ages(b, cam, out.IDs[1:], out.AtUS[1:])
+	return side{all: all, ages: clean, stalled: stalled, stamped: out.Ages[1:], notNewer: out.NotNewer, wall: time.Duration(out.Seconds * float64(time.Second)),
+		cpu: time.Duration(out.CPUSeconds * float64(time.Second))}
+}
+
+// pushLive starts package ingest listening for RTMP on a free loopback
+// port (writing camera cam into Redis at url) and the ffmpeg CLI pushing
+// clip, looped in real time, to it; it returns once 2 s of packets are in
+// the cache. stop ends both.
+func pushLive(b *testing.B, url, cam, clip string) (arr *arrivals, stop func()) {
+	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	wc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: url},
 		rediscache.Options{Logger: quiet, Retention: cache.Retention{MaxAge: 30 * time.Second}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer wc.Close()
-	first := make(chan struct{})
-	feedErr := make(chan error, 1)
-	go func() { feedErr <- feed(ctx, wc, cam, clip, first) }()
-	select {
-	case <-first:
-	case err := <-feedErr:
-		b.Fatal(err)
-	}
-
-	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: url}, rediscache.Options{Logger: quiet})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer rc.Close()
-	c := chrysalis.New(rc, chrysalis.Options{Logger: quiet}).Camera(cam, chrysalis.CameraOptions{Logger: quiet})
-	defer c.Close()
-
-	var ages []float64
-	for end := time.Now().Add(liveFor); time.Now().Before(end); {
-		img, err := c.WaitLatest(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ages = append(ages, float64(time.Since(img.Time).Microseconds())/1000)
-		img.Release()
-		time.Sleep(slowConsumer)
-	}
-	cancel()
-	if err := ignoreCancel(<-feedErr); err != nil {
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	rtmp := fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", port, cam)
+	arr = newArrivals(wc)
+	in, err := ingest.New(arr, ingest.Config{Camera: cam, Input: rtmp, Listen: true, Logger: quiet})
+	if err != nil {
 		b.Fatal(err)
 	}
-	return ages
+	ingestDone := make(chan error, 1)
+	go func() { ingestDone <- in.Run(ctx) }()
+	waitListen(port, 10*time.Second)
+	push := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip,
+		"-map", "0:v", "-c", "copy", "-f", "flv", rtmp)
+	if err := push.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = push.Process.Kill()
+			_ = push.Wait()
+			cancel()
+			if err := <-ingestDone; err != nil {
+				b.Errorf("ingest: %v", err)
+			}
+			wc.Close()
+		})
+	}
+	b.Cleanup(stop) // also when a sub-benchmark fails
+	for deadline := time.Now().Add(20 * time.Second); in.Stats().Written < 50; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			stop()
+			b.Fatalf("ingest wrote %d packets in 20 s (%+v)", in.Stats().Written, in.Stats())
+		}
+	}
+	return arr, stop
 }
 
-// feed appends the clip's packets to the cache every 40 ms, stamped with
-// the wall clock, looping with shifted PTS/DTS until ctx ends. It closes
-// first after the first packet.
-func feed(ctx context.Context, c cache.Cache, cam string, clip *testclip.Clip, first chan<- struct{}) error {
-	if err := c.SetCodec(ctx, cam, clip.CacheCodec()); err != nil {
-		return err
+// BenchmarkGocvLag: gocv.VideoCapture (OpenCV 4.6's FFmpeg backend)
+// reading the easy 1080p clip served live over RTMP by
+// `ffmpeg -re -stream_loop -1 ... -listen 1`, with 200 ms of work per
+// image. It reads the stream in order, so it falls behind: lag = (time
+// since its first image) - (images read - 1) x 40 ms, at its last image
+// after 5 s. Its connection and probing time is not counted. Metrics
+// (medians of iterations): gocv_lag_ms, gocv_lag_growth_ms/s.
+func BenchmarkGocvLag(b *testing.B) {
+	need(b, "ffmpeg")
+	// OpenCV's FFmpeg backend probes a stream for 5 s by default before the
+	// first image; a short probe only shortens the benchmark.
+	b.Setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "analyzeduration;500000|probesize;65536")
+	var lags, growth []float64
+	for b.Loop() {
+		lag, elapsed := gocvLag(b, testclip.Path("clip1080.mp4"))
+		lags = append(lags, float64(lag.Milliseconds()))
+		growth = append(growth, float64(lag.Milliseconds())/elapsed.Seconds())
 	}
-	span := ptsSpan(clip)
-	start := time.Now()
-	for i := 0; ; i++ {
-		p := clip.Packets[i%len(clip.Packets)]
-		shift := int64(i/len(clip.Packets)) * span
-		var extra []byte
-		if p.Key {
-			extra = clip.Extradata
-		}
-		_, err := c.Append(ctx, cam, &cache.Packet{Timestamp: time.Now().UnixMilli(), Keyframe: p.Key, Data: p.Data,
-			PTS: p.PTS + shift, DTS: p.DTS + shift, TimeBase: clip.TimeBase, Width: clip.Width, Height: clip.Height,
-			CodecName: clip.Codec, PixFmt: clip.PixFmt, Extradata: extra, Number: int64(i)})
-		if err != nil {
-			return err
-		}
-		if i == 0 {
-			close(first)
-		}
-		t := time.NewTimer(time.Until(start.Add(time.Duration(i+1) * frameInterval)))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	b.ReportMetric(median(lags), "gocv_lag_ms")
+	b.ReportMetric(median(growth), "gocv_lag_growth_ms/s")
 }
 
 // gocvLag serves path live over RTMP with the ffmpeg CLI and reads it with

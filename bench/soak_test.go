@@ -18,7 +18,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 )
 
-// soakEnv names the soak length; DESIGN.md's target is a 10-minute run
+// soakEnv names the soak length; the target (bench/README.md) is a 10-minute run
 // (CHRYSALIS_SOAK=10m, what `make soak` runs). Unset, the soak is skipped:
 // `make bench` stays short.
 const soakEnv = "CHRYSALIS_SOAK"
@@ -50,7 +50,7 @@ const (
 // first GC after 1 min and by the last GC (the runtime forces one every
 // 2 min), the part of RSS that a per-frame leak in Go would grow.
 //
-// The length is CHRYSALIS_SOAK (at least 2m; 10m for DESIGN.md's target);
+// The length is CHRYSALIS_SOAK (at least 2m; 10m for the target in bench/README.md);
 // without it the benchmark skips. Run it alone, one iteration: `make soak`.
 func BenchmarkLiveRSS(b *testing.B) {
 	s := os.Getenv(soakEnv)

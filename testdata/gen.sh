@@ -7,6 +7,28 @@ cd "$(dirname "$0")"
 FF="ffmpeg -hide_banner -loglevel error -y"
 X264="-c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0"
 
+# `sh testdata/gen.sh hard DIR`: only the benchmark clips, as hard to decode
+# as a busy camera (bench/README.md, "Clips"), written to DIR (make bench
+# uses bench/clips, which git ignores; about 3 MB + 5 MB) when missing.
+# Detail and motion over the whole frame: testsrc2 scrolling diagonally,
+# averaged with a Game of Life board (new cells every frame) and temporal
+# grain (noise allf=t) like a camera sensor's. H.264 High, GOP 50, no
+# B-frames (most IP cameras send none), 8 s, 25 fps, 200 frames, about
+# 3 Mbit/s at 720p and 5 Mbit/s at 1080p.
+if [ "${1:-}" = hard ]; then
+	out=${2:?usage: gen.sh hard DIR}
+	mkdir -p "$out"
+	hard() { # size life-size bitrate maxrate file
+		[ -s "$out/$5" ] && return 0
+		$FF -f lavfi -i "testsrc2=s=$1:r=25,scroll=h=0.002:v=0.001[t];life=s=$2:r=25:mold=10:ratio=0.3:death_color=#102030:life_color=#f0c080,scale=$1:flags=neighbor[l];[t][l]blend=all_mode=average,noise=alls=14:allf=t" \
+			-t 8 $X264 -profile:v high -bf 0 -b:v "$3" -maxrate "$4" -bufsize "$4" -movflags +faststart "$out/$5.tmp.mp4"
+		mv "$out/$5.tmp.mp4" "$out/$5"
+	}
+	hard 1280x720 320x180 3M 4M hard720.mp4
+	hard 1920x1080 480x270 6M 8M hard1080.mp4
+	exit 0
+fi
+
 # 720p and 1080p, baseline-ish (no B-frames) so decode order == display order.
 $FF -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=4" $X264 -bf 0 -b:v 900k -movflags +faststart clip720.mp4
 $FF -f lavfi -i "testsrc2=size=1920x1080:rate=25:duration=4" $X264 -bf 0 -b:v 1300k -movflags +faststart clip1080.mp4
