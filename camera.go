@@ -276,8 +276,17 @@ func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			// Block until anything newer than what Latest looked at arrives.
-			if _, err := c.cl.cache.ReadAfter(ctx, c.id, c.seen, 1, time.Second); err != nil && !errors.Is(err, cache.ErrUnknownCamera) {
+			// Block until a packet newer than the newest cached one arrives
+			// (not merely newer than the keyframe Latest looked at: the
+			// P-frames after it would wake this loop at once, every time).
+			var last cache.ID
+			if _, l, err := c.Span(ctx); err == nil {
+				last = l
+			}
+			if last.Compare(c.seen) < 0 {
+				last = c.seen
+			}
+			if _, err := c.cl.cache.ReadAfter(ctx, c.id, last, 1, time.Second); err != nil && !errors.Is(err, cache.ErrUnknownCamera) {
 				return nil, err
 			}
 			continue
