@@ -41,6 +41,12 @@ type LiveSource struct {
 	// RetryInterval is the WaitForCamera polling period. Default
 	// DefaultRetryInterval (500 ms).
 	RetryInterval time.Duration
+	// MaxFPS caps the images emitted per second of wall time, each the
+	// newest frame when its turn comes: the camera's follower keeps
+	// decoding every packet, but the frames in between are never
+	// converted, which a Throttle after the source cannot save (a
+	// drop-oldest edge converts, then drops). Default 0: every new frame.
+	MaxFPS float64
 	// Logger defaults to Options.Logger, then slog.Default().
 	Logger *slog.Logger
 
@@ -93,6 +99,7 @@ func (s *LiveSource) Run(ctx context.Context, out chan<- flow.Image) error {
 		retry = DefaultRetryInterval
 	}
 	waiting := false
+	next := time.Now()
 	for {
 		img, err := cam.WaitLatest(ctx)
 		if err != nil {
@@ -119,6 +126,15 @@ func (s *LiveSource) Run(ctx context.Context, out chan<- flow.Image) error {
 			return err
 		}
 		s.emitted.Add(1)
+		if s.MaxFPS > 0 {
+			next = next.Add(time.Duration(float64(time.Second) / s.MaxFPS))
+			if now := time.Now(); next.Before(now) {
+				next = now // late: no burst to catch up
+			}
+			if err := sleep(ctx, time.Until(next)); err != nil {
+				return err
+			}
+		}
 	}
 }
 

@@ -305,3 +305,37 @@ func TestURLRecyclesBuffers(t *testing.T) {
 		t.Fatalf("%d frames used %d distinct buffers, want 100 frames and <= 4 buffers", n, len(bufs))
 	}
 }
+
+// MaxFPS emits at most that many images a second, and converts no more
+// than it emits: the frames in between stay unconverted in the follower.
+func TestLiveMaxFPS(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
+	defer mc.Close()
+	defer clip.Live(t, mc, "live", time.Second).Stop()
+	src := source.Live(chrysalis.New(mc, chrysalis.Options{}), "live", chrysalis.CameraOptions{Format: chrysalis.GRAY8, Width: 320})
+	src.MaxFPS = 5
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	out := make(chan flow.Image)
+	errc := make(chan error, 1)
+	go func() { errc <- src.Run(ctx, out) }()
+	n := 0
+	for done := false; !done; {
+		select {
+		case img := <-out:
+			img.Release()
+			n++
+		case err := <-errc:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Run: %v", err)
+			}
+			done = true
+		}
+	}
+	st := src.CameraStats()
+	t.Logf("2 s at MaxFPS 5 on a 25 fps camera: %d images, %d converted, %d decoded", n, st.Converted, st.Decoded)
+	if n < 5 || n > 12 || st.Converted > int64(n)+1 || st.Decoded < 40 {
+		t.Fatalf("%d images, %d converted, %d decoded: want about 10 images, each the only conversion, every packet decoded", n, st.Converted, st.Decoded)
+	}
+}
