@@ -7,7 +7,6 @@ package mp4
 import "C"
 
 import (
-
 	"github.com/asticode/go-astiav"
 )
 

@@ -87,7 +87,7 @@ func (c *camRec) recover() {
 	parts, _ := filepath.Glob(filepath.Join(c.dir, "."+c.id+"_*.mp4.*.part"))
 	for _, p := range parts {
 		base := filepath.Base(p)
-		name := base[1:strings.Index(base, ".mp4.")+len(".mp4")]
+		name := base[1 : strings.Index(base, ".mp4.")+len(".mp4")]
 		dst := filepath.Join(c.dir, name)
 		if _, err := os.Stat(dst); err == nil {
 			continue

@@ -18,8 +18,8 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testx"
-	"github.com/chryscloud/chrysalis-go/watch/hls"
 	"github.com/chryscloud/chrysalis-go/watch"
+	"github.com/chryscloud/chrysalis-go/watch/hls"
 )
 
 // The watch page in headless Chromium over a live 25 fps camera: the live

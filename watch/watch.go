@@ -48,8 +48,8 @@ import (
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/sink"
-	"github.com/chryscloud/chrysalis-go/watch/hls"
 	"github.com/chryscloud/chrysalis-go/source"
+	"github.com/chryscloud/chrysalis-go/watch/hls"
 )
 
 //go:embed static
