@@ -147,3 +147,10 @@ func IDOf(t time.Time) (ID, error) {
 	}
 	return IDAt(t), nil
 }
+
+// NumberGap reports whether a packet numbered next does not follow one
+// numbered prev: packets were lost between them (an outage, a trim, a
+// drop). Number 0 means the writer does not number packets (or this is
+// its first): no gap can be seen then. Every reader of the cache uses this
+// one rule to decide when to skip to the next keyframe.
+func NumberGap(prev, next int64) bool { return prev > 0 && next > 0 && next != prev+1 }

@@ -353,7 +353,7 @@ func (w *Writer) WritePacket(p cache.Packet) error {
 		return nil
 	}
 	// Detect lost packets through the ingest's numbering.
-	if p.Number > 0 && w.lastNumber > 0 && p.Number != w.lastNumber+1 && !p.Keyframe && w.headerDone {
+	if media.NumberGap(w.lastNumber, p.Number) && !p.Keyframe && w.headerDone {
 		if !w.gap {
 			w.log.Warn("mp4: gap in packet numbers; skipping to the next keyframe", "file", w.path,
 				"after", w.lastNumber, "got", p.Number)

@@ -11,6 +11,7 @@ import (
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
+	"github.com/chryscloud/chrysalis-go/media"
 	"github.com/chryscloud/chrysalis-go/mp4"
 )
 
@@ -222,7 +223,7 @@ func (c *camRec) record(ctx context.Context, cam *chrysalis.Camera, gen uint64, 
 // write adds p to the open segment, cutting segments at a keyframe past
 // Segment, at a gap in packet numbers and at a codec change.
 func (c *camRec) write(p cache.Packet) {
-	gap := c.haveLast && p.Number > 0 && c.lastNum > 0 && p.Number != c.lastNum+1
+	gap := c.haveLast && media.NumberGap(c.lastNum, p.Number)
 	c.last, c.lastNum, c.haveLast = p.ID, p.Number, true
 	if gap && c.w != nil {
 		c.log.Warn("record: gap in packet numbers; the segment ends, the next starts at a keyframe", "at", p.ID)

@@ -21,6 +21,7 @@ import (
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
+	"github.com/chryscloud/chrysalis-go/media"
 )
 
 // DefaultMaxWait is added to Post to bound how long Window
@@ -516,7 +517,7 @@ func (w *Window) playPackets(ctx context.Context, cam *chrysalis.Camera, cur *cu
 		if err != nil {
 			return fmt.Errorf("replay: window replay of %q: %w", w.Camera, err)
 		}
-		if p.Number > 0 && prev > 0 && p.Number != prev+1 {
+		if media.NumberGap(prev, p.Number) {
 			w.logger().Warn("window replay: gap in packet numbers; skipping to the next keyframe",
 				"camera", w.Camera, "after", prev, "got", p.Number, "at", p.ID.String())
 			needKey = true

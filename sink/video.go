@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/chryscloud/chrysalis-go/media"
 	"github.com/chryscloud/chrysalis-go/mp4"
 	"log/slog"
 	"os"
@@ -456,7 +457,7 @@ func (s *clipState) packet(camera string, p cache.Packet) error {
 // breaks reports whether p does not continue the current clip.
 func (s *clipState) breaks(p cache.Packet) bool {
 	if p.Number > 0 && s.prev.Number > 0 {
-		if p.Number != s.prev.Number+1 {
+		if media.NumberGap(s.prev.Number, p.Number) {
 			return true
 		}
 	} else if p.ID.Time().Sub(s.prev.ID.Time()) > s.o.Gap {

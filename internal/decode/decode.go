@@ -174,7 +174,7 @@ func (s *Session) forget() {
 // do not number packets (Number 0) are never seen as gapped; a restarted
 // writer (numbers starting again) is.
 func (s *Session) gap(p media.Packet) bool {
-	return s.hasFed && p.Number > 0 && p.Number != s.fed.Number+1
+	return s.hasFed && media.NumberGap(s.fed.Number, p.Number)
 }
 
 // Feed decodes p and calls fn with every frame that comes out. After a gap

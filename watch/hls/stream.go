@@ -32,6 +32,7 @@ import (
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/avmux"
+	"github.com/chryscloud/chrysalis-go/media"
 )
 
 // Defaults of Options.
@@ -215,7 +216,7 @@ func (m *muxer) write(ctx context.Context, p cache.Packet) error {
 	if len(p.Data) == 0 {
 		return nil
 	}
-	if p.Number > 0 && m.lastNumber > 0 && p.Number != m.lastNumber+1 && !p.Keyframe && m.fc != nil {
+	if media.NumberGap(m.lastNumber, p.Number) && !p.Keyframe && m.fc != nil {
 		if !m.gap {
 			m.log.Warn("hls: gap in packet numbers; skipping to the next keyframe", "after", m.lastNumber, "got", p.Number)
 		}
