@@ -99,8 +99,7 @@ func TestWindowReplayLive(t *testing.T) {
 	clip := testclip.Load(t, "clip720.mp4")
 	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
 	defer mc.Close()
-	defer clip.Live(t, mc, "live", 0).Stop()
-	time.Sleep(600 * time.Millisecond) // some history for pre
+	defer clip.Live(t, mc, "live", 600*time.Millisecond).Stop() // 600 ms of history for pre, at once
 	cl := chrysalis.New(mc, chrysalis.Options{})
 	pre, post := 300*time.Millisecond, 500*time.Millisecond
 	wr := &replay.Window{Client: cl, Camera: "live", Pre: pre, Post: post,
