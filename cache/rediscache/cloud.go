@@ -447,24 +447,11 @@ func (cc *cloudCam) ReadAfter(ctx context.Context, after cache.ID, count int64, 
 		a.Block = max(block, time.Millisecond)
 	}
 	res, err := cc.c.rdb.XRead(ctx, a).Result()
-	if errors.Is(err, redis.Nil) {
-		if block <= 0 {
-			if err := cc.known(ctx); err != nil {
-				return nil, err
-			}
-		}
-		return nil, nil
+	msgs, err := xreadMessages(ctx, res, err, block, func() error { return cc.known(ctx) })
+	if err != nil || len(msgs) == 0 {
+		return nil, err
 	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, Classify(err)
-	}
-	if len(res) == 0 {
-		return nil, nil
-	}
-	return cc.packets(res[0].Messages)
+	return cc.packets(msgs)
 }
 
 func (cc *cloudCam) Stats(ctx context.Context) (cache.Stats, error) {

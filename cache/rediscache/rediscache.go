@@ -833,11 +833,21 @@ func (c *Cache) ReadAfter(ctx context.Context, cam string, after cache.ID, count
 		a.Block = max(block, time.Millisecond)
 	}
 	res, err := c.rdb.XRead(ctx, a).Result()
+	msgs, err := xreadMessages(ctx, res, err, block, func() error { return c.known(ctx, cam) })
+	if err != nil || len(msgs) == 0 {
+		return nil, err
+	}
+	return c.decode(cam, msgs)
+}
+
+// xreadMessages turns an XREAD reply into the stream's messages, for both
+// layouts: redis.Nil is "nothing arrived" (after checking, for a read that
+// did not block, that the camera exists), a failure after ctx ended is
+// ctx's error, others are classified.
+func xreadMessages(ctx context.Context, res []redis.XStream, err error, block time.Duration, known func() error) ([]redis.XMessage, error) {
 	if errors.Is(err, redis.Nil) {
 		if block <= 0 {
-			if err := c.known(ctx, cam); err != nil {
-				return nil, err
-			}
+			return nil, known()
 		}
 		return nil, nil
 	}
@@ -850,7 +860,7 @@ func (c *Cache) ReadAfter(ctx context.Context, cam string, after cache.ID, count
 	if len(res) == 0 {
 		return nil, nil
 	}
-	return c.decode(cam, res[0].Messages)
+	return res[0].Messages, nil
 }
 
 // Stats implements cache.Cache (one round trip).
