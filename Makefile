@@ -37,6 +37,8 @@ build: deps
 	go build -o $(BIN) ./cmd/chrysalis
 
 vet: deps
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:" $$unformatted; exit 1; fi
 	go vet ./...
 
 test: deps vet
