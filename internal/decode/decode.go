@@ -137,23 +137,12 @@ func NewConverter(o Options) *Converter {
 // Close releases the scaler. Idempotent.
 func (cv *Converter) Close() { _ = cv.conv.Close() }
 
-// Counters returns the session's counters.
-func (s *Session) Counters() *Counters { return s.c }
-
 // Close releases the decoder and converter. Idempotent.
 func (s *Session) Close() {
 	_ = s.dec.Close()
 	s.dec = nil
 	s.conv.Close()
 }
-
-// Fed returns the id of the last packet fed and whether there is one since
-// the last Jump.
-func (s *Session) Fed() (media.ID, bool) { return s.fed.ID, s.hasFed }
-
-// NeedsKeyframe reports that the session skips packets until a keyframe
-// (at the start, after a gap, a corrupt packet or a Jump).
-func (s *Session) NeedsKeyframe() bool { return s.needKey }
 
 // Jump forgets the decoder's position and what it buffered: the caller is
 // about to feed a keyframe that does not follow the last packet (a live
