@@ -80,10 +80,9 @@ type Camera struct {
 	o   CameraOptions
 	log *slog.Logger
 
-	pos      uint64   // KeyframesOnly: presentation ms of the newest frame Latest returned
 	seen     cache.ID // KeyframesOnly: newest entry Latest looked at
 	follower *follower
-	last     frameKey          // the newest frame Latest returned
+	last     frameKey          // the newest frame Latest returned (either mode)
 	take     av.FrameRef       // Latest's own reference to the follower's frame
 	conv     *decode.Converter // Latest's conversions
 	shot     *decode.Session
@@ -238,12 +237,14 @@ func (c *Camera) Latest(ctx context.Context) (*ChImage, error) {
 			return nil, err
 		}
 		c.seen = kf.ID
-		if decode.PresentationMS(kf) <= c.pos {
+		// Newer by time, then by id: keyframes may share a millisecond.
+		k := frameKey{decode.PresentationMS(kf), kf.ID}
+		if !k.after(c.last) {
 			return nil, nil
 		}
 		img, err := c.shot.DecodeOne(ctx, kf)
 		if img != nil {
-			c.pos = decode.PresentationMS(kf)
+			c.last = k
 		}
 		return img, err
 	}
