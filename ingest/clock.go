@@ -8,12 +8,12 @@ import (
 // Capture-time bounds (see "Capture time" in the package doc).
 const (
 	// MaxClockDrift bounds how far a live input's stamps, which follow the
-	// stream's own clock, may run ahead of or behind the wall clock
-	// (Config.Now at read time). Beyond it the stream clock is re-anchored
-	// to the wall clock. Two seconds absorbs the bursts of an RTMP push and
-	// the packets a stream probe holds back (up to 1s) without re-anchoring,
-	// while a camera whose clock runs fast or slow is pulled back within
-	// two seconds of real time.
+	// stream's own clock, may run behind the wall clock (Config.Now at read
+	// time); they never run ahead of it (see clock). Beyond it the stream
+	// clock is re-anchored to the wall clock. Two seconds absorbs the
+	// bursts of an RTMP push and the packets a stream probe holds back (up
+	// to 1s) without re-anchoring, while a camera whose clock runs slow is
+	// pulled back within two seconds of real time.
 	MaxClockDrift = 2 * time.Second
 	// MaxClockStep: a DTS step forward longer than this, or any step
 	// backwards, is a timestamp discontinuity and re-anchors the clock.
@@ -35,8 +35,11 @@ const (
 // last anchored at. Stamps are strictly increasing: a stamp at or before the
 // previous one becomes the previous + 1 ms.
 //
-// A live clock (free false) re-anchors at the wall clock when the stream
-// time drifts from it by more than MaxClockDrift. A free clock (a file read
+// A live clock (free false) never stamps a packet after the time it was
+// read (a frame cannot be captured after it arrived): a packet read before
+// its stamp pulls the anchor back to its read time, so the anchor settles
+// on the earliest arrival. It re-anchors at the wall clock when the stream
+// time falls behind it by more than MaxClockDrift. A free clock (a file read
 // as fast as possible) follows the stream's time only: it is anchored at
 // the wall-clock time of the first packet and never re-anchored for drift,
 // and on a discontinuity it continues one frame step after the previous
@@ -87,6 +90,14 @@ func (c *clock) stamp(dts int64, tb float64, now time.Time) (ms int64, reason st
 			reason = anchorJump
 		} else if off := c.at(dts).Sub(now); !c.free && (off > MaxClockDrift || off < -MaxClockDrift) {
 			reason = anchorDrift
+		} else if !c.free && off > 0 {
+			// Read before its stamp: a live packet cannot have been
+			// captured after it arrived, so the anchor was late (a
+			// probe start after the pusher's first packets, a camera
+			// clock running fast). Pull it back so this packet is
+			// stamped at its read time; the anchor only ever moves
+			// back this way, to the earliest arrival seen.
+			c.anchor = c.anchor.Add(-off)
 		}
 	}
 	if reason == "" && d > 0 {

@@ -63,19 +63,25 @@ func TestClock(t *testing.T) {
 		},
 		{
 			// Packets arrive five at a time, all at the read time of the
-			// last of the five (up to 160 ms late), with 30 ms jitter.
+			// last of the five (up to 160 ms late), with up to 20 ms of
+			// jitter from burst to burst.
 			name: "burst arrivals",
 			ev: func() []clockEvent {
 				ev := steady(200, 0, 0)
 				for i := range ev {
-					ev[i].now = int64(i/5*5+4)*nFrame + int64(i%3)*10
+					ev[i].now = int64(i/5*5+4)*nFrame + int64(i/5%3)*10
 				}
 				return ev
 			}(),
 			check: func(t *testing.T, ev []clockEvent, r result) {
-				// Anchored at the first packet's read time (160 ms).
-				wantSpaced(t, r.ms, 0, ev[0].now, nFrame)
+				// Anchored at the first packet's read time (160 ms), then
+				// pulled back by the packet read earliest for its stream
+				// time: packet 4 (read at 160) puts the anchor at 0,
+				// where it stays (packets 1-4 are 1 ms apart to keep
+				// stamps increasing); from packet 5 on, 40 ms apart.
 				wantReasons(t, r.reasons, map[int]string{0: anchorStart})
+				wantNotAfterRead(t, ev, r.ms)
+				wantSpaced(t, r.ms[5:], 5, 5*nFrame, nFrame)
 			},
 		},
 		{
@@ -115,14 +121,15 @@ func TestClock(t *testing.T) {
 			},
 		},
 		{
-			// A 1.5 s forward jump in DTS is within MaxClockStep, so the
-			// stamps follow it (the stream says time passed); within
-			// MaxClockDrift of the wall clock, no re-anchor.
+			// A 1.5 s forward jump in DTS, within MaxClockStep, while the
+			// wall clock goes on 40 ms: the stream says 1.5 s passed, but
+			// a live packet is not captured after it arrives, so the
+			// stamps stay on the read times, with no re-anchor logged.
 			name: "small forward jump",
 			ev:   append(steady(50, 0, 0), steady(50, 50*frame+1500/nFrame*frame, 50*nFrame)...),
-			check: func(t *testing.T, _ []clockEvent, r result) {
-				wantSpaced(t, r.ms[:50], 0, 0, nFrame)
-				wantSpaced(t, r.ms[50:], 50, 50*nFrame+1480, nFrame)
+			check: func(t *testing.T, ev []clockEvent, r result) {
+				wantSpaced(t, r.ms, 0, 0, nFrame)
+				wantNotAfterRead(t, ev, r.ms)
 				wantReasons(t, r.reasons, map[int]string{0: anchorStart})
 			},
 		},
@@ -140,12 +147,39 @@ func TestClock(t *testing.T) {
 		},
 		{
 			// The camera's clock is fast: 40 ms by DTS, 30 ms by the wall.
+			// A stamp never runs ahead of the read time, so every packet
+			// pulls the anchor back and is stamped when it was read.
 			name: "drift ahead",
 			ev:   wallStep(500, 30),
 			check: func(t *testing.T, ev []clockEvent, r result) {
-				wantWithinDrift(t, ev, r.ms)
-				wantReasons(t, r.reasons, map[int]string{0: anchorStart, 201: anchorDrift, 402: anchorDrift})
-				wantSpaced(t, r.ms[:201], 0, 0, nFrame)
+				wantNotAfterRead(t, ev, r.ms)
+				wantReasons(t, r.reasons, map[int]string{0: anchorStart})
+				wantSpaced(t, r.ms, 0, 0, 30)
+			},
+		},
+		{
+			// A pusher's packets arrive 45 ms before the stamps the probe
+			// start gives them (the probe began after the push did): from
+			// the first packet after the probe backlog on, each is stamped
+			// at its read time, then 40 ms apart again.
+			name: "early arrivals",
+			ev: func() []clockEvent {
+				ev := steady(100, 0, -45)
+				for i := 0; i < 25; i++ {
+					ev[i].now = 1000
+				}
+				ev[0].restart, ev[0].restartAt = true, 0
+				return ev
+			}(),
+			check: func(t *testing.T, ev []clockEvent, r result) {
+				wantReasons(t, r.reasons, map[int]string{0: anchorStart})
+				wantSpaced(t, r.ms[:25], 0, 0, nFrame)
+				// Packet 25 (read at 955) cannot go below packet 24's 960.
+				if r.ms[25] != 961 {
+					t.Fatalf("packet 25 stamped %d, want 961", r.ms[25])
+				}
+				wantSpaced(t, r.ms[26:], 26, 26*nFrame-45, nFrame)
+				wantNotAfterRead(t, ev[26:], r.ms[26:])
 			},
 		},
 		{
@@ -269,6 +303,17 @@ func wantWithinDrift(t *testing.T, ev []clockEvent, ms []int64) {
 	for i := range ms {
 		if d := time.Duration(ms[i]-ev[i].now) * time.Millisecond; d > MaxClockDrift || d < -MaxClockDrift {
 			t.Fatalf("stamp %d is %v off the wall clock", i, d)
+		}
+	}
+}
+
+// wantNotAfterRead: no stamp is later than its packet's read time, but
+// for the 1 ms steps that keep stamps strictly increasing.
+func wantNotAfterRead(t *testing.T, ev []clockEvent, ms []int64) {
+	t.Helper()
+	for i := range ms {
+		if ms[i] > ev[i].now && (i == 0 || ms[i] != ms[i-1]+1) {
+			t.Fatalf("stamp %d = %d is after its read time %d", i, ms[i], ev[i].now)
 		}
 	}
 }

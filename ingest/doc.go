@@ -50,11 +50,15 @@
 //     (the earliest its first packet can have been read, since the probe
 //     holds packets back); for a file, at the wall-clock time of its first
 //     packet;
-//   - again, at the wall clock, when a live input's stream time drifts from
-//     the wall clock by more than MaxClockDrift (2s) either way (a camera
-//     whose clock runs fast or slow; a long stall). After a drift ahead, the
-//     stamps are pulled back to the wall clock and the next packets are 1 ms
-//     apart until the stream clock passes the last stamp;
+//   - back, for a live input, whenever a packet is read before the time
+//     its stamp would say: a frame is not captured after it arrives, so
+//     that packet is stamped at its read time and the anchor stays there
+//     (it settles on the earliest arrival; a pusher whose first packets
+//     come ahead of the probe start, a camera clock running fast). A live
+//     stamp is never later than the packet's read time;
+//   - again, at the wall clock, when a live input's stream time falls
+//     behind the wall clock by more than MaxClockDrift (2s) (a camera
+//     whose clock runs slow; a long stall);
 //   - again on a timestamp discontinuity: DTS going backwards, or forward by
 //     more than MaxClockStep (10s).
 //
