@@ -130,7 +130,12 @@ func BenchmarkLiveFrameAge(b *testing.B) {
 				if beforeErr != nil {
 					b.Skip(beforeErr)
 				}
-				o, p := abba(ourSide("wait"), func() side { return runConsumer(b, arr, before, srv.URL(), cam, "wait", dur/2) })
+				// The tick consumer asks for an image every 200 ms on
+				// both sides, so both convert the same number of images
+				// and the CPU compares like with like (the sleep-after
+				// loop gets ~1.6x the images from the follower, which
+				// answers at once, and pays for their conversions).
+				o, p := abba(ourSide("tick"), func() side { return runConsumer(b, arr, before, srv.URL(), cam, "tick", dur/2) })
 				for b.Loop() {
 				}
 				b.ReportMetric(o.cores(), "cores")
@@ -138,6 +143,13 @@ func BenchmarkLiveFrameAge(b *testing.B) {
 				b.ReportMetric(percentile(o.ages, 99), "age_p99_ms")
 				b.ReportMetric(percentile(p.ages, 99), "before_age_p99_ms")
 				b.ReportMetric(o.cores()/p.cores(), "cpu_x_before")
+				b.ReportMetric(float64(o.decoded), "decoded")
+				b.ReportMetric(float64(p.decoded), "before_decoded")
+				b.ReportMetric(float64(o.converted), "converted")
+				b.ReportMetric(float64(p.converted), "before_converted")
+				perPkt := func(s side) float64 { return s.cpu.Seconds() / float64(max(s.decoded, 1)) * 1000 }
+				b.ReportMetric(perPkt(o), "cpu_ms/decoded")
+				b.ReportMetric(perPkt(p), "before_cpu_ms/decoded")
 				check(b, "LiveFrameAge/"+r.name+" CPU per camera / before ("+beforeRev+")", o.cores()/p.cores(), "<=", 1.1, "x")
 			})
 		})
@@ -154,6 +166,8 @@ type side struct {
 	stalled            int
 	notNewer           int
 	wall, cpu          time.Duration
+	// decoded and converted: the Camera's counters (wait and tick modes).
+	decoded, converted int64
 }
 
 func (s *side) add(o side) {
@@ -164,6 +178,8 @@ func (s *side) add(o side) {
 	s.notNewer += o.notNewer
 	s.wall += o.wall
 	s.cpu += o.cpu
+	s.decoded += o.decoded
+	s.converted += o.converted
 }
 
 // cores is the CPU time over the wall time: the fraction of a core used.
@@ -181,13 +197,15 @@ func abba(ours, peer func() side) (o, p side) {
 // consumerOut is liveconsumer's JSON line.
 type consumerOut struct {
 	Cameras []struct {
-		Camera   string    `json:"camera"`
-		Ages     []float64 `json:"ages_ms"`
-		IDs      []string  `json:"ids"`
-		AtUS     []int64   `json:"at_us"`
-		NotNewer int       `json:"not_newer"`
-		Errors   []string  `json:"errors"`
-		Err      string    `json:"error"`
+		Camera    string    `json:"camera"`
+		Ages      []float64 `json:"ages_ms"`
+		IDs       []string  `json:"ids"`
+		AtUS      []int64   `json:"at_us"`
+		NotNewer  int       `json:"not_newer"`
+		Errors    []string  `json:"errors"`
+		Err       string    `json:"error"`
+		Decoded   int64     `json:"decoded"`
+		Converted int64     `json:"converted"`
 	} `json:"cameras"`
 	Seconds    float64 `json:"seconds"`
 	CPUSeconds float64 `json:"cpu_seconds"`
@@ -226,7 +244,8 @@ func runConsumer(b *testing.B, arr *arrivals, bin, url, cam, mode string, d time
 	}
 	all, clean, stalled := arr.ages(b, cam, c.IDs[1:], c.AtUS[1:])
 	return side{all: all, ages: clean, stalled: stalled, stamped: c.Ages[1:], notNewer: c.NotNewer,
-		wall: time.Duration(out.Seconds * float64(time.Second)), cpu: time.Duration(out.CPUSeconds * float64(time.Second))}
+		wall: time.Duration(out.Seconds * float64(time.Second)), cpu: time.Duration(out.CPUSeconds * float64(time.Second)),
+		decoded: c.Decoded, converted: c.Converted}
 }
 
 // arrivals wraps the ingest's cache and records when each packet was in

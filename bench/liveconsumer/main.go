@@ -9,7 +9,11 @@
 // Modes:
 //   - wait: a loop of Camera.WaitLatest, then -work of sleep per image;
 //   - graph: source.Live → sink.Func on the default edge, the sink sleeping
-//     -work per image.
+//     -work per image;
+//   - tick: Camera.Latest (which does not block) once every -work, on a
+//     ticker: a consumer asking at a fixed rate, so two builds that
+//     answer at different speeds still convert the same number of images
+//     (the CPU comparison with the build before the live follower).
 //
 // For each image that reaches the consumer it records the image's cache id,
 // the wall-clock time, and now − image time (the capture time the ingest
@@ -57,6 +61,10 @@ type camResult struct {
 	// camera's consumer early.
 	Errors []string `json:"errors,omitempty"`
 	Err    string   `json:"error,omitempty"`
+	// Decoded and Converted are the Camera's counters at the end (wait
+	// and tick modes): packets decoded, images converted.
+	Decoded   int64 `json:"decoded"`
+	Converted int64 `json:"converted"`
 }
 
 type result struct {
@@ -145,8 +153,9 @@ func main() {
 			}
 			var err error
 			switch *mode {
-			case "wait":
-				err = waitLoop(ctx, cl, id, opts, *work, seen, func(err error) { cr.Errors = append(cr.Errors, err.Error()) })
+			case "wait", "tick":
+				err = waitLoop(ctx, cl, id, opts, *work, *mode == "tick", seen, func(err error) { cr.Errors = append(cr.Errors, err.Error()) },
+					func(st chrysalis.CameraStats) { cr.Decoded, cr.Converted = st.Decoded, st.Converted })
 			case "graph":
 				err = graph(ctx, cl, id, opts, *work, seen, quiet)
 			default:
@@ -165,12 +174,24 @@ func main() {
 	}
 }
 
-func waitLoop(ctx context.Context, cl *chrysalis.Client, id string, o chrysalis.CameraOptions, work time.Duration,
-	seen func(*chrysalis.ChImage), failed func(error)) error {
+func waitLoop(ctx context.Context, cl *chrysalis.Client, id string, o chrysalis.CameraOptions, work time.Duration, tick bool,
+	seen func(*chrysalis.ChImage), failed func(error), stats func(chrysalis.CameraStats)) error {
 	cam := cl.Camera(id, o)
 	defer cam.Close()
+	defer func() { stats(cam.Stats()) }()
+	var ticker *time.Ticker
+	if tick {
+		ticker = time.NewTicker(work)
+		defer ticker.Stop()
+	}
 	for {
-		img, err := cam.WaitLatest(ctx)
+		var img *chrysalis.ChImage
+		var err error
+		if tick {
+			img, err = cam.Latest(ctx)
+		} else {
+			img, err = cam.WaitLatest(ctx)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -183,8 +204,18 @@ func waitLoop(ctx context.Context, cl *chrysalis.Client, id string, o chrysalis.
 			}
 			continue
 		}
-		seen(img)
-		img.Release()
+		if img != nil {
+			seen(img)
+			img.Release()
+		}
+		if tick {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-ticker.C:
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return nil
