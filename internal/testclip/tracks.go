@@ -1,0 +1,81 @@
+package testclip
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strconv"
+	"testing"
+)
+
+// Track is one stream of a media file as ffprobe reads it, timed by its
+// packets (after the demuxer's edit lists): Start is the earliest packet's
+// presentation time, End the latest packet's time plus its duration, in
+// seconds.
+type Track struct {
+	Type, Codec string
+	SampleRate  int
+	Packets     int
+	Start, End  float64
+}
+
+// Duration is End - Start.
+func (t Track) Duration() float64 { return t.End - t.Start }
+
+// Tracks runs ffprobe -show_streams -show_packets on the file at path and
+// returns its streams by type ("video", "audio"; the first of each).
+func Tracks(t testing.TB, path string) map[string]Track {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries",
+		"stream=index,codec_type,codec_name,sample_rate:packet=stream_index,pts_time,duration_time", "-of", "json", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var po struct {
+		Streams []struct {
+			Index      int    `json:"index"`
+			Type       string `json:"codec_type"`
+			Codec      string `json:"codec_name"`
+			SampleRate string `json:"sample_rate"`
+		} `json:"streams"`
+		Packets []struct {
+			Stream int    `json:"stream_index"`
+			PTS    string `json:"pts_time"`
+			Dur    string `json:"duration_time"`
+		} `json:"packets"`
+	}
+	if err := json.NewDecoder(bytes.NewReader(out)).Decode(&po); err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	byIndex := map[int]*Track{}
+	res := map[string]Track{}
+	for _, s := range po.Streams {
+		if _, ok := res[s.Type]; ok {
+			continue
+		}
+		sr, _ := strconv.Atoi(s.SampleRate)
+		tr := &Track{Type: s.Type, Codec: s.Codec, SampleRate: sr}
+		byIndex[s.Index] = tr
+		res[s.Type] = Track{} // placeholder: filled below
+	}
+	for _, p := range po.Packets {
+		tr := byIndex[p.Stream]
+		if tr == nil {
+			continue
+		}
+		pts, err := strconv.ParseFloat(p.PTS, 64)
+		if err != nil {
+			t.Fatalf("ffprobe %s: packet pts %q", path, p.PTS)
+		}
+		dur, _ := strconv.ParseFloat(p.Dur, 64)
+		if tr.Packets == 0 || pts < tr.Start {
+			tr.Start = pts
+		}
+		tr.End = max(tr.End, pts+dur)
+		tr.Packets++
+	}
+	for _, tr := range byIndex {
+		res[tr.Type] = *tr
+	}
+	return res
+}
