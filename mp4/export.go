@@ -17,10 +17,10 @@ type ExportStats struct {
 	// FirstMS and LastMS are the first and last written packets' cache
 	// timestamps (UTC ms).
 	FirstMS, LastMS int64
-	// AudioFrames is the number of AAC frames in the file's audio track,
-	// AudioSkipped the cached audio frames left out (outside the video's
-	// span, or not well-formed ADTS: AudioBad of those).
-	AudioFrames, AudioSkipped, AudioBad int64
+	// AudioFrames is the number of AAC frames in the file's audio track;
+	// AudioBad counts the cached audio entries in the video's span that
+	// were skipped as not well-formed ADTS.
+	AudioFrames, AudioBad int64
 }
 
 // exportPage is how many packets Export fetches per cache round trip.
@@ -106,10 +106,10 @@ func Export(ctx context.Context, c cache.Cache, camera string, start, end cache.
 			from = pkts[len(pkts)-1].ID.Next()
 		}
 		// The audio up to the last video frame read (and at the end, a
-		// second past it: the writer keeps what covers the last frame).
+		// bit past it: the writer keeps what covers the last frame).
 		upTo := st.LastMS
 		if done {
-			upTo += 1000
+			upTo += audioTail
 		}
 		if err := au.writeUpTo(ctx, upTo); err != nil {
 			return st, err
@@ -117,7 +117,7 @@ func Export(ctx context.Context, c cache.Cache, camera string, start, end cache.
 	}
 	err = w.Close()
 	ws := w.Stats()
-	st.Frames, st.AudioFrames, st.AudioSkipped, st.AudioBad = ws.Packets, ws.AudioPackets, ws.AudioSkipped+ws.AudioBad, ws.AudioBad
+	st.Frames, st.AudioFrames, st.AudioBad = ws.Packets, ws.AudioPackets, ws.AudioBad
 	if errors.Is(err, ErrNoFrames) || (err == nil && uint64(st.LastMS) < start.MS) {
 		os.Remove(path)
 		return ExportStats{}, fmt.Errorf("camera %q: no frames in the window: %w", camera, cache.ErrNotFound)
@@ -138,6 +138,10 @@ type exportAudio struct {
 // audioLead is how far before the first video frame the audio is read:
 // the writer keeps the frame that starts within half a frame of it.
 const audioLead = 100 // ms
+
+// audioTail is how far after the last video frame's time the audio is
+// read: past its duration (40 ms at 25 fps) plus half an audio frame.
+const audioTail = 500 // ms
 
 // newExportAudio adds an audio track to w when the cache has audio for cam
 // from the video's start on, configured by the first well-formed entry; it
