@@ -17,6 +17,21 @@ type Track struct {
 	SampleRate  int
 	Packets     int
 	Start, End  float64
+	// Steps are the PTS differences between consecutive packets (in file
+	// order), in the stream's time base (the MP4 muxer derives durations
+	// from them, so a hole shows here, not in the durations).
+	Steps []int64
+}
+
+// OddSteps counts the Steps other than step.
+func (t Track) OddSteps(step int64) int {
+	n := 0
+	for _, s := range t.Steps {
+		if s != step {
+			n++
+		}
+	}
+	return n
 }
 
 // Duration is End - Start.
@@ -27,7 +42,7 @@ func (t Track) Duration() float64 { return t.End - t.Start }
 func Tracks(t testing.TB, path string) map[string]Track {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries",
-		"stream=index,codec_type,codec_name,sample_rate:packet=stream_index,pts_time,duration_time", "-of", "json", path).Output()
+		"stream=index,codec_type,codec_name,sample_rate:packet=stream_index,pts,duration,pts_time,duration_time", "-of", "json", path).Output()
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v", path, err)
 	}
@@ -42,12 +57,14 @@ func Tracks(t testing.TB, path string) map[string]Track {
 			Stream int    `json:"stream_index"`
 			PTS    string `json:"pts_time"`
 			Dur    string `json:"duration_time"`
+			PTSTB  int64  `json:"pts"`
 		} `json:"packets"`
 	}
 	if err := json.NewDecoder(bytes.NewReader(out)).Decode(&po); err != nil {
 		t.Fatalf("ffprobe %s: %v", path, err)
 	}
 	byIndex := map[int]*Track{}
+	last := map[*Track]int64{}
 	res := map[string]Track{}
 	for _, s := range po.Streams {
 		if _, ok := res[s.Type]; ok {
@@ -68,6 +85,10 @@ func Tracks(t testing.TB, path string) map[string]Track {
 			t.Fatalf("ffprobe %s: packet pts %q", path, p.PTS)
 		}
 		dur, _ := strconv.ParseFloat(p.Dur, 64)
+		if tr.Packets > 0 {
+			tr.Steps = append(tr.Steps, p.PTSTB-last[tr])
+		}
+		last[tr] = p.PTSTB
 		if tr.Packets == 0 || pts < tr.Start {
 			tr.Start = pts
 		}
