@@ -71,8 +71,12 @@ func (w *Writer) AddAudio(cfg AudioConfig) error {
 // (so the ms rounding of the cache ids does not jitter the audio); a larger
 // step forward is a gap the audio track keeps, an earlier time overlaps
 // the frames already written and is skipped. The file's audio covers the
-// video: frames starting more than half a frame before the first video
-// frame or after the end of the last are skipped (Stats.AudioSkipped).
+// video: it starts with the frame nearest the first video frame and ends
+// with the one nearest the video's end (both within half a frame), the
+// frames outside are skipped (Stats.AudioSkipped). A fragmented MP4 has no
+// edit list to start a track off 0: there the muxer moves the first audio
+// frame to the video's start (by less than half a frame; the rest keep
+// their times).
 //
 // An entry that is not well-formed ADTS, or whose configuration differs
 // from the track's, returns an error wrapping ErrBadADTS and counts in

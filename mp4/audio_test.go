@@ -88,6 +88,9 @@ func TestExportAudio(t *testing.T) {
 	}{
 		{name: "audio around the video", audioMS: -500, start: 0},
 		{name: "audio starting inside the window", audioMS: 2500, start: 0.5},
+		{name: "audio starting 10 ms in", audioMS: 2010, start: 0.01},
+		{name: "audio starting 100 ms in", audioMS: 2100, start: 0.1},
+		{name: "audio starting 400 ms in", audioMS: 2400, start: 0.4},
 		{name: "ADTS with CRC", audioMS: -500, start: 0, mangle: func(_ int, f []byte) []byte { return withCRC(f) }},
 		{name: "garbage entries", audioMS: -500, start: 0, bad: 6, mangle: func(i int, f []byte) []byte {
 			switch {

@@ -135,8 +135,8 @@ type exportAudio struct {
 	warned bool
 }
 
-// audioLead is how far before the first video frame the audio is read:
-// the writer keeps the frame that starts within half a frame of it.
+// audioLead is how far before the first video frame the audio is read: the
+// writer starts with the frame nearest to it.
 const audioLead = 100 // ms
 
 // audioTail is how far after the last video frame's time the audio is
