@@ -55,7 +55,7 @@ func withCRC(f []byte) []byte {
 // that ffprobe reads, covering the video within half an audio frame at
 // both ends; audio that starts inside the window starts there; ADTS with a
 // CRC is muxed; garbage entries are skipped and counted; a camera without
-// audio gives a video-only file. Every file decodes without an error.
+// audio, or an audio key that is not a stream, gives a video-only file. Every file decodes without an error.
 func TestExportAudio(t *testing.T) {
 	testclip.RequireFFmpeg(t)
 	srv := testredis.Start(t, testredis.Options{})
@@ -78,13 +78,14 @@ func TestExportAudio(t *testing.T) {
 	from, to := cache.ID{MS: uint64(t0 + 60*40)}, cache.ID{MS: uint64(t0 + 89*40), Seq: math.MaxUint64}
 	videoSec := 40 * 0.040
 	for _, tc := range []struct {
-		name     string
-		audioMS  int64 // the first audio frame's time relative to t0
-		mangle   func(i int, f []byte) []byte
-		noAudio  bool
-		start    float64 // the audio's start in the file, seconds
-		bad      int64
-		minAudio int // audio packets at least
+		name      string
+		audioMS   int64 // the first audio frame's time relative to t0
+		mangle    func(i int, f []byte) []byte
+		noAudio   bool
+		wrongType bool    // the audio key holds a string: exported without audio
+		start     float64 // the audio's start in the file, seconds
+		bad       int64
+		minAudio  int // audio packets at least
 	}{
 		{name: "audio around the video", audioMS: -500, start: 0},
 		{name: "audio starting inside the window", audioMS: 2500, start: 0.5},
@@ -102,10 +103,16 @@ func TestExportAudio(t *testing.T) {
 			return f
 		}},
 		{name: "no audio", noAudio: true},
+		{name: "audio key of another type", noAudio: true, wrongType: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cam := strings.ReplaceAll(tc.name, " ", "_")
 			video.WriteCloud(t, rdb, "v_"+cam, t0, 40)
+			if tc.wrongType {
+				if err := rdb.Set(ctx, "a_"+cam, "not a stream", 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if !tc.noAudio {
 				pipe := rdb.Pipeline()
 				for i, f := range aac {

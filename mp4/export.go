@@ -154,7 +154,11 @@ func newExportAudio(ctx context.Context, c cache.Cache, cam string, from, end ca
 	start := cache.ID{MS: from.MS - min(from.MS, audioLead)}
 	frames, err := ar.AudioRange(ctx, cam, start, end, 16)
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		log.Warn("mp4: export without audio: reading it failed", "camera", cam, "err", err)
+		return nil, nil
 	}
 	for _, f := range frames {
 		cfg, _, perr := ParseADTS(f.Data)
@@ -172,16 +176,22 @@ func newExportAudio(ctx context.Context, c cache.Cache, cam string, from, end ca
 	return nil, nil
 }
 
-// writeUpTo gives the writer the audio entries up to ms.
+// writeUpTo gives the writer the audio entries up to ms. Audio that
+// cannot be read ends the audio track there (logged), not the export.
 func (a *exportAudio) writeUpTo(ctx context.Context, ms int64) error {
-	if a == nil || ms < 0 || uint64(ms) < a.from.MS {
+	if a == nil || a.ar == nil || ms < 0 || uint64(ms) < a.from.MS {
 		return nil
 	}
 	to := cache.ID{MS: uint64(ms), Seq: ^uint64(0)}
 	for {
 		frames, err := a.ar.AudioRange(ctx, a.cam, a.from, to, exportPage)
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			a.log.Warn("mp4: export's audio ends: reading it failed", "camera", a.cam, "at", a.from.String(), "err", err)
+			a.ar = nil
+			return nil
 		}
 		for _, f := range frames {
 			if err := a.w.WriteAudio(int64(f.ID.MS), f.Data); err != nil {
