@@ -70,6 +70,12 @@ func TestExportAudioCLI(t *testing.T) {
 	if d := a.Start - v.Start; math.Abs(d) > frameSec {
 		t.Fatalf("audio starts at %.4f s, video at %.4f s", a.Start, v.Start)
 	}
+	// The same by ffprobe's stream fields.
+	t.Logf("stream fields: video start %.4f duration %.4f, audio start %.4f duration %.4f", v.StreamStart, v.StreamDuration, a.StreamStart, a.StreamDuration)
+	if !(math.Abs(a.StreamDuration-v.StreamDuration) <= frameSec && math.Abs(a.StreamStart-v.StreamStart) <= frameSec) {
+		t.Fatalf("ffprobe stream fields: video start %.4f duration %.4f, audio start %.4f duration %.4f: more than a frame apart",
+			v.StreamStart, v.StreamDuration, a.StreamStart, a.StreamDuration)
+	}
 	if msg, err := exec.Command("ffmpeg", "-v", "error", "-i", out, "-f", "null", "-").CombinedOutput(); err != nil || len(msg) > 0 {
 		t.Fatalf("decoding the export: %v: %s", err, msg)
 	}

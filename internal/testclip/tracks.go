@@ -3,6 +3,7 @@ package testclip
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -17,6 +18,9 @@ type Track struct {
 	SampleRate  int
 	Packets     int
 	Start, End  float64
+	// StreamStart and StreamDuration are ffprobe's stream start_time and
+	// duration fields (seconds; NaN when absent).
+	StreamStart, StreamDuration float64
 	// Steps are the PTS differences between consecutive packets (in file
 	// order), in the stream's time base (the MP4 muxer derives durations
 	// from them, so a hole shows here, not in the durations).
@@ -42,7 +46,7 @@ func (t Track) Duration() float64 { return t.End - t.Start }
 func Tracks(t testing.TB, path string) map[string]Track {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries",
-		"stream=index,codec_type,codec_name,sample_rate:packet=stream_index,pts,duration,pts_time,duration_time", "-of", "json", path).Output()
+		"stream=index,codec_type,codec_name,sample_rate,start_time,duration:packet=stream_index,pts,duration,pts_time,duration_time", "-of", "json", path).Output()
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v", path, err)
 	}
@@ -52,6 +56,8 @@ func Tracks(t testing.TB, path string) map[string]Track {
 			Type       string `json:"codec_type"`
 			Codec      string `json:"codec_name"`
 			SampleRate string `json:"sample_rate"`
+			Start      string `json:"start_time"`
+			Duration   string `json:"duration"`
 		} `json:"streams"`
 		Packets []struct {
 			Stream int    `json:"stream_index"`
@@ -71,7 +77,7 @@ func Tracks(t testing.TB, path string) map[string]Track {
 			continue
 		}
 		sr, _ := strconv.Atoi(s.SampleRate)
-		tr := &Track{Type: s.Type, Codec: s.Codec, SampleRate: sr}
+		tr := &Track{Type: s.Type, Codec: s.Codec, SampleRate: sr, StreamStart: parseOrNaN(s.Start), StreamDuration: parseOrNaN(s.Duration)}
 		byIndex[s.Index] = tr
 		res[s.Type] = Track{} // placeholder: filled below
 	}
@@ -99,4 +105,12 @@ func Tracks(t testing.TB, path string) map[string]Track {
 		res[tr.Type] = *tr
 	}
 	return res
+}
+
+func parseOrNaN(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return f
 }
