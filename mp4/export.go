@@ -17,6 +17,10 @@ type ExportStats struct {
 	// FirstMS and LastMS are the first and last written packets' cache
 	// timestamps (UTC ms).
 	FirstMS, LastMS int64
+	// AudioFrames is the number of AAC frames in the file's audio track;
+	// AudioBad counts the cached audio entries in the video's span that
+	// were skipped as not well-formed ADTS.
+	AudioFrames, AudioBad int64
 }
 
 // exportPage is how many packets Export fetches per cache round trip.
@@ -29,6 +33,12 @@ const exportPage = 256
 // window ends the file at the change. progress, when set, is called once
 // per packet written. A window without frames returns an error wrapping
 // cache.ErrNotFound and leaves no file.
+//
+// When the cache keeps the camera's audio (cache.AudioReader: rediscache's
+// cloud layout), the file gets an AAC track of the audio that covers the
+// video, in sync with it (see Writer.WriteAudio); audio entries that are
+// not well-formed ADTS are skipped and counted, and a camera without audio
+// gives a video-only file.
 func Export(ctx context.Context, c cache.Cache, camera string, start, end cache.ID, path string, o Options,
 	progress func()) (ExportStats, error) {
 	var st ExportStats
@@ -64,6 +74,10 @@ func Export(ctx context.Context, c cache.Cache, camera string, start, end cache.
 		return st, err
 	}
 	defer w.Close()
+	au, err := newExportAudio(ctx, c, camera, from, end, w, log)
+	if err != nil {
+		return st, err
+	}
 	for done := false; !done; {
 		pkts, err := c.Range(ctx, camera, from, end, exportPage)
 		if err != nil {
@@ -91,12 +105,110 @@ func Export(ctx context.Context, c cache.Cache, camera string, start, end cache.
 		if len(pkts) > 0 {
 			from = pkts[len(pkts)-1].ID.Next()
 		}
+		// The audio up to the last video frame read (and at the end, a
+		// bit past it: the writer keeps what covers the last frame).
+		upTo := st.LastMS
+		if done {
+			upTo += audioTail
+		}
+		if err := au.writeUpTo(ctx, upTo); err != nil {
+			return st, err
+		}
 	}
 	err = w.Close()
-	st.Frames = w.Stats().Packets
+	ws := w.Stats()
+	st.Frames, st.AudioFrames, st.AudioBad = ws.Packets, ws.AudioPackets, ws.AudioBad
 	if errors.Is(err, ErrNoFrames) || (err == nil && uint64(st.LastMS) < start.MS) {
 		os.Remove(path)
 		return ExportStats{}, fmt.Errorf("camera %q: no frames in the window: %w", camera, cache.ErrNotFound)
 	}
 	return st, err
+}
+
+// exportAudio feeds a camera's cached audio to an export's writer.
+type exportAudio struct {
+	ar     cache.AudioReader
+	cam    string
+	w      *Writer
+	log    *slog.Logger
+	from   cache.ID // the next audio entry to read
+	warned bool
+}
+
+// audioLead is how far before the first video frame the audio is read: the
+// writer starts with the frame nearest to it.
+const audioLead = 100 // ms
+
+// audioTail is how far after the last video frame's time the audio is
+// read: past its duration (40 ms at 25 fps) plus half an audio frame.
+const audioTail = 500 // ms
+
+// newExportAudio adds an audio track to w when the cache has audio for cam
+// from the video's start on, configured by the first well-formed entry; it
+// returns nil (a no-op) otherwise.
+func newExportAudio(ctx context.Context, c cache.Cache, cam string, from, end cache.ID, w *Writer, log *slog.Logger) (*exportAudio, error) {
+	ar, ok := c.(cache.AudioReader)
+	if !ok {
+		return nil, nil
+	}
+	start := cache.ID{MS: from.MS - min(from.MS, audioLead)}
+	frames, err := ar.AudioRange(ctx, cam, start, end, 16)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		log.Warn("mp4: export without audio: reading it failed", "camera", cam, "err", err)
+		return nil, nil
+	}
+	for _, f := range frames {
+		cfg, _, perr := ParseADTS(f.Data)
+		if perr != nil {
+			continue
+		}
+		if err := w.AddAudio(cfg); err != nil {
+			return nil, err
+		}
+		return &exportAudio{ar: ar, cam: cam, w: w, log: log, from: start}, nil
+	}
+	if len(frames) > 0 {
+		log.Warn("mp4: export without audio: the camera's first audio entries are not ADTS", "camera", cam, "entries", len(frames))
+	}
+	return nil, nil
+}
+
+// writeUpTo gives the writer the audio entries up to ms. Audio that
+// cannot be read ends the audio track there (logged), not the export.
+func (a *exportAudio) writeUpTo(ctx context.Context, ms int64) error {
+	if a == nil || a.ar == nil || ms < 0 || uint64(ms) < a.from.MS {
+		return nil
+	}
+	to := cache.ID{MS: uint64(ms), Seq: ^uint64(0)}
+	for {
+		frames, err := a.ar.AudioRange(ctx, a.cam, a.from, to, exportPage)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			a.log.Warn("mp4: export's audio ends: reading it failed", "camera", a.cam, "at", a.from.String(), "err", err)
+			a.ar = nil
+			return nil
+		}
+		for _, f := range frames {
+			if err := a.w.WriteAudio(int64(f.ID.MS), f.Data); err != nil {
+				if !errors.Is(err, ErrBadADTS) {
+					return err
+				}
+				if !a.warned {
+					a.warned = true
+					a.log.Warn("mp4: skipping audio entries that are not ADTS (counted)", "camera", a.cam, "id", f.ID.String(), "err", err)
+				}
+			}
+		}
+		if len(frames) > 0 {
+			a.from = frames[len(frames)-1].ID.Next()
+		}
+		if len(frames) < exportPage {
+			return nil
+		}
+	}
 }

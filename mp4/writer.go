@@ -143,6 +143,11 @@ type Stats struct {
 	// and those after a gap in the packet numbering (a lost packet) up to
 	// the next keyframe, which could not be decoded.
 	Skipped int64
+	// AudioPackets is the number of AAC frames in the audio track (see
+	// AddAudio); AudioSkipped counts those left out because they lie
+	// outside the video's span or overlap frames written, AudioBad the
+	// entries WriteAudio refused (not ADTS, or another configuration).
+	AudioPackets, AudioSkipped, AudioBad int64
 }
 
 // tb is the writer's internal time base (90 kHz): fine enough to keep
@@ -215,11 +220,16 @@ type Writer struct {
 
 	enc *encoder
 
-	modeStat atomic.Int32 // mode, for Stats from other goroutines
-	packets  atomic.Int64
-	skipped  atomic.Int64
-	closed   bool
-	closeErr error
+	aud      *audioTrack // AddAudio
+	zeroMS   int64       // the cache time of the video's time 0 (before shift)
+	videoEnd int64       // ticks: the end of the last video packet written
+
+	modeStat                             atomic.Int32 // mode, for Stats from other goroutines
+	packets                              atomic.Int64
+	skipped                              atomic.Int64
+	audioPackets, audioSkipped, audioBad atomic.Int64
+	closed                               bool
+	closeErr                             error
 }
 
 // NewWriter creates an MP4 writer for path. It opens the temporary
@@ -320,7 +330,8 @@ func (w *Writer) Path() string { return w.path }
 
 // Stats returns the writer's counters; safe from any goroutine.
 func (w *Writer) Stats() Stats {
-	return Stats{Mode: Mode(w.modeStat.Load()), Packets: w.packets.Load(), Skipped: w.skipped.Load()}
+	return Stats{Mode: Mode(w.modeStat.Load()), Packets: w.packets.Load(), Skipped: w.skipped.Load(),
+		AudioPackets: w.audioPackets.Load(), AudioSkipped: w.audioSkipped.Load(), AudioBad: w.audioBad.Load()}
 }
 
 func (w *Writer) setMode(m Mode) error {
@@ -394,6 +405,7 @@ func (w *Writer) remuxTimes(p cache.Packet) (dts, pts int64) {
 		// Start presentation at 0: with B-frames the first decode time
 		// becomes negative, as FFmpeg's own remux does.
 		w.shifted, w.shift = true, pts-dts
+		w.zeroMS = avmux.PacketMS(p)
 	}
 	return dts - w.shift, pts - w.shift
 }
@@ -457,6 +469,9 @@ func (w *Writer) checkCodec(p cache.Packet) error {
 }
 
 func (w *Writer) writeHeader() error {
+	if err := w.addAudioStream(); err != nil {
+		return err
+	}
 	var opts [][2]string
 	switch {
 	case w.o.FastStart:
@@ -518,7 +533,8 @@ func (w *Writer) writeHeld(h held, dur int64) error {
 		return fmt.Errorf("mp4: writing packet: %w", err)
 	}
 	w.packets.Add(1)
-	return nil
+	w.videoEnd = h.dts + dur
+	return w.flushAudio(w.videoEnd, false)
 }
 
 // WriteImage encodes one image (BGR24, RGB24 or GRAY8) with libx264. The
@@ -554,7 +570,7 @@ func (w *Writer) WriteImage(img *media.ChImage) error {
 		if err := w.writeHeader(); err != nil {
 			return err
 		}
-		w.firstMS, w.lastPTS = ms, -1
+		w.firstMS, w.lastPTS, w.zeroMS = ms, -1, ms
 	}
 	pts := max((ms-w.firstMS)*ticksPerMS, w.lastPTS+1)
 	w.lastPTS = pts
@@ -576,6 +592,7 @@ func (w *Writer) Close() error {
 	}
 	if w.headerDone {
 		errs = append(errs, w.flushHeld())
+		errs = append(errs, w.flushAudio(w.videoEnd, true))
 		if err := w.fc.WriteTrailer(); err != nil {
 			errs = append(errs, fmt.Errorf("mp4: writing mp4 trailer: %w", err))
 		}

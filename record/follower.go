@@ -53,6 +53,8 @@ type camRec struct {
 	lastNum  int64
 	haveLast bool
 	closeErr error
+	audio    *camAudio // nil: the cache keeps no audio
+	hasAudio bool      // the open segment has an audio track
 
 	recording                           atomic.Bool
 	segments, deleted, packets, skipped atomic.Int64
@@ -207,6 +209,9 @@ func (c *camRec) record(ctx context.Context, cam *chrysalis.Camera, gen uint64, 
 		if len(pkts) == 0 && c.offIfDue(gen, uint64(time.Now().UnixMilli())) {
 			return true
 		}
+		if len(pkts) > 0 {
+			c.fetchAudio(ctx, pkts[0].ID.MS, pkts[len(pkts)-1].ID.MS)
+		}
 		for _, p := range pkts {
 			if c.offIfDue(gen, p.ID.MS) {
 				return true
@@ -223,6 +228,7 @@ func (c *camRec) record(ctx context.Context, cam *chrysalis.Camera, gen uint64, 
 // write adds p to the open segment, cutting segments at a keyframe past
 // Segment, at a gap in packet numbers and at a codec change.
 func (c *camRec) write(p cache.Packet) {
+	c.feedAudio(p.ID.MS) // the audio up to p, to the segment p may end
 	gap := c.haveLast && media.NumberGap(c.lastNum, p.Number)
 	c.last, c.lastNum, c.haveLast = p.ID, p.Number, true
 	if gap && c.w != nil {
@@ -270,6 +276,7 @@ func (c *camRec) open(p cache.Packet) bool {
 		return false
 	}
 	c.w, c.segMS = w, p.ID.MS
+	c.openAudio(p)
 	return true
 }
 
@@ -285,6 +292,7 @@ func (c *camRec) endSegment() error {
 	if c.w == nil {
 		return nil
 	}
+	c.endAudio()
 	w := c.w
 	c.w = nil
 	err := w.Close()
@@ -293,7 +301,8 @@ func (c *camRec) endSegment() error {
 		err = nil
 	case err == nil:
 		c.segments.Add(1)
-		c.log.Debug("record: segment finished", "file", w.Path(), "packets", w.Stats().Packets)
+		st := w.Stats()
+		c.log.Debug("record: segment finished", "file", w.Path(), "packets", st.Packets, "audio", st.AudioPackets)
 	}
 	c.retain(time.Now())
 	return err

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 )
 
@@ -160,6 +161,9 @@ func New(cl *chrysalis.Client, cameras []string, o Options) (*Recorder, error) {
 			return nil, fmt.Errorf("record: %w", err)
 		}
 		c := &camRec{o: &r.o, id: id, dir: dir, log: o.Logger.With("camera", id), wake: make(chan struct{}, 1)}
+		if ar, ok := cl.Cache().(cache.AudioReader); ok {
+			c.audio = &camAudio{ar: ar}
+		}
 		c.recover()
 		r.cams[id] = c
 		r.order = append(r.order, id)

@@ -607,10 +607,9 @@ func (c *Cache) StoresAnnexB(ctx context.Context, cam string) (bool, error) {
 
 // AudioFrame is one entry of a cloud audio stream: an ADTS frame (AAC) at
 // its capture millisecond. Data aliases the reply: read-only.
-type AudioFrame struct {
-	ID   cache.ID
-	Data []byte
-}
+type AudioFrame = cache.AudioFrame
+
+var _ cache.AudioReader = (*Cache)(nil)
 
 // AudioRange returns camera cam's audio frames with start <= id <= end,
 // oldest first (count <= 0: all), from the cloud audio stream; nil when the

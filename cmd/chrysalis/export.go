@@ -34,6 +34,9 @@ type exportResult struct {
 	EndMS   int64   `json:"end_timestamp"`
 	Seconds float64 `json:"duration"`
 	Mode    string  `json:"mode"` // "remux" (MP4) or "images"
+	// AudioFrames is the number of AAC frames muxed (MP4 from a cache
+	// with audio: the cloud layout).
+	AudioFrames int64 `json:"audio_frames,omitempty"`
 }
 
 func newExportCmd() *cobra.Command {
@@ -48,6 +51,8 @@ func newExportCmd() *cobra.Command {
 With -o FILE.mp4 the cached packets are remuxed without re-encoding. An MP4 can
 only start on a keyframe, so the file starts at the keyframe at or before
 --from (up to one GOP earlier) and ends with the last frame at or before --to.
+When the cache holds the camera's audio (the cloud layout's AAC stream), the
+file gets an AAC track covering the same span, in sync with the video.
 
 With -o DIR/ (a trailing slash or an existing directory) every frame whose
 timestamp falls in [--from, --to] is decoded and written as an image
@@ -106,6 +111,9 @@ A progress bar shows when stderr is a terminal.`,
 			files := ""
 			if toDir {
 				files = fmt.Sprintf(", %d files written", res.Files)
+			}
+			if res.AudioFrames > 0 {
+				files = fmt.Sprintf(", %d audio frames", res.AudioFrames)
 			}
 			_, err = fmt.Fprintf(w, "%s: %d frames of %s (%s%s, %.2fs from %s)\n", res.Output, res.Frames, res.Camera, res.Mode,
 				files, res.Seconds, time.UnixMilli(res.StartMS).UTC().Format(time.RFC3339Nano))
@@ -176,7 +184,7 @@ func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, 
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return res, err
 	}
-	res.Frames, res.StartMS, res.EndMS = st.Frames, st.FirstMS, st.LastMS
+	res.Frames, res.StartMS, res.EndMS, res.AudioFrames = st.Frames, st.FirstMS, st.LastMS, st.AudioFrames
 	res.Seconds = float64(res.EndMS-res.StartMS) / 1000
 	return res, nil
 }
