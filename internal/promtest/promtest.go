@@ -3,6 +3,7 @@
 package promtest
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,30 +17,40 @@ import (
 type Families map[string]*dto.MetricFamily
 
 // Scrape GETs url (with header "Authorization: Bearer token" when token is
-// not empty), checks a 200 text-format answer and parses it.
+// not empty), checks a 200 text-format answer and parses it, failing t
+// otherwise.
 func Scrape(t testing.TB, url, token string) Families {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
+	f, err := Get(url, token)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return f
+}
+
+// Get is Scrape returning its error, for use off the test goroutine.
+func Get(url, token string) (Families, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return nil, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || !strings.HasPrefix(ct, "text/plain") {
-		t.Fatalf("scrape %s: %s, Content-Type %q", url, resp.Status, ct)
+		return nil, fmt.Errorf("scrape %s: %s, Content-Type %q", url, resp.Status, ct)
 	}
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		t.Fatalf("scrape %s: parse: %v", url, err)
+		return nil, fmt.Errorf("scrape %s: parse: %w", url, err)
 	}
-	return fams
+	return fams, nil
 }
 
 // Find returns the metric of family name whose labels include every
