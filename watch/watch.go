@@ -12,7 +12,12 @@
 // so it needs no network beyond the server. Endpoints (all GET, relative to
 // where Handler is mounted):
 //
-//	/                               the page
+//	/                               the page (with several cameras: the grid,
+//	                                see grid.go; ?camera=ID: one camera)
+//	/grid                           the grid of every camera
+//	/api/tiles, /api/tile/<camera>  the grid's tiles (see grid.go)
+//	/metrics                        Prometheus metrics (package metrics)
+//	/healthz, /readyz               liveness; readiness (the cache answers)
 //	/api/cameras                    {"cameras": [...], "hls": true}
 //	/api/probe/<camera>             chrysalis.Probe as JSON
 //	/api/stats                      {"nodes": [flow.NodeStats...], "mjpeg": {...}, "hls": [...]}
