@@ -174,6 +174,22 @@ func TestGridBrowser(t *testing.T) {
 		t.Errorf("%d tile images in 3 s for 16 tiles, want one per keyframe", got)
 	}
 
+	// A smaller window: the grid is laid out again and still fits.
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(900, 600)); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("at 900x600: %s", eval[string](t, bctx, `JSON.stringify({iw: innerWidth, ih: innerHeight, sw: document.documentElement.scrollWidth,
+				sh: document.documentElement.scrollHeight, tw: document.querySelector('a.tile').getBoundingClientRect().width,
+				cols: document.getElementById('grid').dataset.cols, gh: document.getElementById('grid').clientHeight})`))
+		}
+	}()
+	waitFor("the grid to fit 900x600", `innerWidth === 900 && document.documentElement.scrollHeight <= innerHeight &&
+		document.documentElement.scrollWidth <= innerWidth && document.querySelector('a.tile').getBoundingClientRect().width < `+fmt.Sprint(tiles[0].W-20), 5*time.Second)
+	t.Logf("at 900x600: %s columns, tiles %.0f px wide", eval[string](t, bctx, `document.getElementById('grid').dataset.cols`),
+		eval[float64](t, bctx, `document.querySelector('a.tile').getBoundingClientRect().width`))
+
 	// A click opens the single-camera view.
 	if err := chromedp.Do(bctx, chromedp.Click(`a.tile[data-camera="cam03"]`),
 		chromedp.WaitVisible(`article[data-camera="cam03"] img.live`)); err != nil {
@@ -184,6 +200,9 @@ func TestGridBrowser(t *testing.T) {
 	}
 	if u := eval[string](t, bctx, `location.search`); u != "?camera=cam03" {
 		t.Errorf("single view at %q", u)
+	}
+	if !eval[bool](t, bctx, `document.getElementById('grid-link') !== null`) {
+		t.Error("the single view has no link back to the grid")
 	}
 	bcancel()
 }
