@@ -58,6 +58,8 @@ type Node struct {
 	ageNs            atomic.Int64 // EWMA of frame age at output
 	intervalNs       atomic.Int64 // EWMA of the time between outputs
 	lastOut          atomic.Int64 // unix ns of the last output
+	ageHist, latHist histogram
+	arr              arrivals // operators: recent input arrivals, for latHist
 }
 
 // Name is the node's name.
@@ -361,7 +363,14 @@ func distribute(ctx context.Context, n *Node, raw chan Image, outs []chan Image)
 		}
 		now := time.Now().UnixNano()
 		n.out.Add(1)
-		ewma(&n.ageNs, now-img.Time.UnixNano())
+		frame := img.Time.UnixNano()
+		ewma(&n.ageNs, now-frame)
+		n.ageHist.observe(time.Duration(now - frame))
+		if n.kind == kindOp {
+			if at, ok := n.arr.take(frame); ok {
+				n.latHist.observe(time.Duration(now - at))
+			}
+		}
 		if last := n.lastOut.Swap(now); last != 0 {
 			ewma(&n.intervalNs, now-last)
 		}
@@ -391,8 +400,12 @@ func drainRaw(raw chan Image) {
 
 // deliver puts img on c's input edge according to the edge's policy.
 func deliver(ctx context.Context, c *Node, ch chan Image, img Image, now int64) error {
-	if c.kind == kindSink {
+	switch c.kind {
+	case kindSink:
 		ewma(&c.ageNs, now-img.Time.UnixNano())
+		c.ageHist.observe(time.Duration(now - img.Time.UnixNano()))
+	case kindOp:
+		c.arr.add(img.Time.UnixNano(), now)
 	}
 	switch c.edge.Policy {
 	case Block:

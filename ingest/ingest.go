@@ -391,17 +391,33 @@ func ValidateAll(cfgs []Config) error {
 // are checked with ValidateAll first. The first Run error cancels the
 // other cameras and is returned.
 func RunAll(ctx context.Context, c cache.Cache, cfgs []Config) error {
-	if err := ValidateAll(cfgs); err != nil {
+	ins, err := NewAll(c, cfgs)
+	if err != nil {
 		return err
+	}
+	return RunIngests(ctx, ins)
+}
+
+// NewAll checks cfgs with ValidateAll and returns one Ingest per config,
+// for a caller that reads their Stats while RunIngests runs them.
+func NewAll(c cache.Cache, cfgs []Config) ([]*Ingest, error) {
+	if err := ValidateAll(cfgs); err != nil {
+		return nil, err
 	}
 	ins := make([]*Ingest, 0, len(cfgs))
 	for _, cfg := range cfgs {
 		in, err := New(c, cfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ins = append(ins, in)
 	}
+	return ins, nil
+}
+
+// RunIngests runs every ingest until ctx is done (nil) or every input has
+// ended. The first Run error cancels the others and is returned.
+func RunIngests(ctx context.Context, ins []*Ingest) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, in := range ins {
 		g.Go(func() error { return in.Run(gctx) })

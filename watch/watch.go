@@ -12,7 +12,12 @@
 // so it needs no network beyond the server. Endpoints (all GET, relative to
 // where Handler is mounted):
 //
-//	/                               the page
+//	/                               the page (with several cameras: the grid,
+//	                                see grid.go; ?camera=ID: one camera)
+//	/grid                           the grid of every camera
+//	/api/tiles, /api/tile/<camera>  the grid's tiles (see grid.go)
+//	/metrics                        Prometheus metrics (package metrics)
+//	/healthz, /readyz               liveness; readiness (the cache answers)
 //	/api/cameras                    {"cameras": [...], "hls": true}
 //	/api/probe/<camera>             chrysalis.Probe as JSON
 //	/api/stats                      {"nodes": [flow.NodeStats...], "mjpeg": {...}, "hls": [...]}
@@ -43,10 +48,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/flow"
+	"github.com/chryscloud/chrysalis-go/metrics"
 	"github.com/chryscloud/chrysalis-go/sink"
 	"github.com/chryscloud/chrysalis-go/source"
 	"github.com/chryscloud/chrysalis-go/watch/hls"
@@ -87,6 +94,19 @@ type Options struct {
 	// Stats returns node counters to display (e.g. a flow.Graph's Stats).
 	// When nil, the page shows the counters of Watch's own preview graphs.
 	Stats func() []flow.NodeStats
+	// Histograms returns node histograms for /metrics (e.g. a flow.Graph's
+	// Histograms), to go with Stats. When nil and Stats is nil, those of
+	// Watch's own preview graphs.
+	Histograms func() []flow.NodeHistograms
+	// Metrics are extra collectors /metrics serves (e.g. metrics.Ingest of
+	// the process's ingests), besides the cache, node and preview series.
+	Metrics []prometheus.Collector
+	// Ready are extra readiness checks for /readyz, besides the cache
+	// answering for every camera.
+	Ready []metrics.Check
+	// Detections, when set, returns the boxes to draw over a camera's tile
+	// on the grid page (its newest detections); nil or empty draws none.
+	Detections func(camera string) []Detection
 	// DisableHLS turns the HLS player and /hls/ off. HLS is on by default.
 	DisableHLS bool
 	// HLS configures the HLS server (segments of 2 s, 5 in the playlist,
@@ -132,6 +152,8 @@ type Watch struct {
 	handler  http.Handler
 	exports  chan struct{} // a slot per running export
 	ran      atomic.Bool
+	metrics  *prometheus.Registry
+	tiles    *tiles
 }
 
 // New checks o and returns a Watch. Nothing runs until Run.
@@ -182,6 +204,10 @@ func New(o Options) (*Watch, error) {
 		ho.Logger = o.Logger
 		w.hls = hls.NewServer(o.Client.Cache(), ho)
 	}
+	if err := w.initMetrics(); err != nil {
+		return nil, err
+	}
+	w.tiles = newTiles()
 	w.handler = w.routes()
 	return w, nil
 }
@@ -218,6 +244,7 @@ func (w *Watch) Run(ctx context.Context) error {
 		return nil
 	})
 	_ = eg.Wait()
+	w.tiles.close()
 	return ctx.Err()
 }
 
@@ -309,7 +336,11 @@ func (w *Watch) routes() http.Handler {
 	static, _ := fs.Sub(staticFS, "static")
 	mux.HandleFunc("GET /{$}", func(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Cache-Control", "no-store")
-		http.ServeFileFS(rw, r, static, "index.html")
+		page := "index.html" // one camera, or ?camera=ID: the single-camera view
+		if len(w.o.Cameras) > 1 && r.URL.Query().Get("camera") == "" {
+			page = "grid.html"
+		}
+		http.ServeFileFS(rw, r, static, page)
 	})
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.Handle("GET /mjpeg/", http.StripPrefix("/mjpeg", w.mjpeg.Handler()))
@@ -318,6 +349,8 @@ func (w *Watch) routes() http.Handler {
 	mux.HandleFunc("GET /api/probe/{camera}", w.serveProbe)
 	mux.HandleFunc("GET /api/screenshot/{camera}", w.serveScreenshot)
 	mux.HandleFunc("GET /api/export/{camera}", w.serveExport)
+	w.metricsRoutes(mux)
+	w.gridRoutes(mux)
 	if w.hls != nil {
 		mux.Handle("GET /hls/", w.hls)
 	} else {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
@@ -25,6 +26,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/ingest"
 	"github.com/chryscloud/chrysalis-go/internal/democlip"
+	"github.com/chryscloud/chrysalis-go/metrics"
 	"github.com/chryscloud/chrysalis-go/operator"
 	"github.com/chryscloud/chrysalis-go/replay"
 	"github.com/chryscloud/chrysalis-go/sink"
@@ -61,7 +63,8 @@ func newDemoCmd() *cobra.Command {
              snapshots  one JPEG per second          DIR/snapshots/
              motion     motion -> window replay      DIR/clips/*.mp4 (remuxed, one per event)
              preview    the watch page               http://127.0.0.1:8080
-                        (live image, probe, counters, screenshot, export, HLS)
+                        (live image, probe, counters, screenshot, export, HLS;
+                        /metrics, /healthz and /readyz on the same address)
 
 It prints live counters (fps, frame age, drops per branch) and stops after
 --duration or on Ctrl-C, leaving valid files.`,
@@ -234,7 +237,10 @@ func (dc demoConfig) graph(cl *chrysalis.Client, snapDir, clipDir string, log *s
 // ctx ends (a normal end) or one of them fails.
 func (d demoGraph) run(ctx context.Context, stdout io.Writer, cl *chrysalis.Client, ln net.Listener, ing *ingest.Ingest,
 	dc demoConfig, log *slog.Logger) error {
-	page, err := watch.New(watch.Options{Client: cl, Cameras: []string{dc.camera}, MJPEG: d.preview, Stats: d.g.Stats, Logger: log})
+	ins := []*ingest.Ingest{ing}
+	page, err := watch.New(watch.Options{Client: cl, Cameras: []string{dc.camera}, MJPEG: d.preview, Stats: d.g.Stats,
+		Histograms: d.g.Histograms, Metrics: []prometheus.Collector{metrics.Ingest(ins)},
+		Ready: []metrics.Check{metrics.IngestReady(ins, ingest.DefaultReadTimeout)}, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chryscloud/chrysalis-go/internal/promtest"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 )
 
@@ -102,7 +104,7 @@ func checkPreview(base string) string {
 		body, _ := io.ReadAll(snap.Body)
 		snap.Body.Close()
 		if page.StatusCode == 200 && snap.StatusCode == 200 && len(body) > 2 && body[0] == 0xFF && body[1] == 0xD8 {
-			return ""
+			return checkDemoMetrics(strings.TrimSuffix(base, "/"))
 		}
 		last = "page " + page.Status + ", snapshot " + snap.Status
 	}
@@ -181,4 +183,47 @@ func clipPackets(t *testing.T, path string) (pts []float64, key bool) {
 		pts = append(pts, p)
 	}
 	return pts, key
+}
+
+// checkDemoMetrics reads the demo's /metrics with the Prometheus text
+// parser until the ingest and graph counters have moved by a second's
+// worth of frames, and checks /readyz; it returns "" on success.
+func checkDemoMetrics(base string) string {
+	deadline := time.Now().Add(10 * time.Second)
+	type sample struct{ packets, throttled, age float64 }
+	read := func() (sample, string) {
+		f, err := promtest.Get(base+"/metrics", "")
+		if err != nil {
+			return sample{}, err.Error()
+		}
+		var s sample
+		var ok [3]bool
+		s.packets, ok[0] = f.Value("chrysalis_ingest_packets_total", "camera", "demo")
+		s.throttled, ok[1] = f.Value("chrysalis_flow_node_out_total", "node", "throttle", "kind", "operator")
+		s.age, ok[2] = f.Value("chrysalis_flow_node_frame_age_seconds", "node", "snapshots", "kind", "sink")
+		if _, lat := f.Value("chrysalis_flow_node_latency_seconds", "node", "motion"); !ok[0] || !ok[1] || !ok[2] || !lat {
+			return s, fmt.Sprintf("series missing: %v, motion latency %v", ok, lat)
+		}
+		return s, ""
+	}
+	first, msg := read()
+	for ; time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var s sample
+		if s, msg = read(); msg != "" {
+			continue
+		}
+		if s.packets >= first.packets+25 && s.throttled >= first.throttled+5 && s.age > first.age {
+			resp, err := http.Get(base + "/readyz")
+			if err != nil {
+				return err.Error()
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return "/readyz: " + resp.Status
+			}
+			return ""
+		}
+		msg = fmt.Sprintf("counters did not move enough: %+v -> %+v", first, s)
+	}
+	return "metrics: " + msg
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +13,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 	"github.com/chryscloud/chrysalis-go/ingest"
+	"github.com/chryscloud/chrysalis-go/metrics"
 )
 
 // newIngestCmd is `chrysalis ingest`: the streaming node.
@@ -23,6 +26,8 @@ func newIngestCmd() *cobra.Command {
 		buffer, maxAge, readTO   time.Duration
 		maxLen                   int64
 		rtspTransport, inputForm string
+		metricsAddr              string
+		statusEvery              time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "ingest --redis-url URL --camera ID --input URL|FILE [--camera ID --input URL|FILE ...]",
@@ -51,8 +56,8 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 				return usagef("no input: pass --input URL|FILE for camera %q", cams[0])
 			case len(cams) != len(inputs):
 				return usagef("%d --camera but %d --input: give one --input per --camera, in the same order", len(cams), len(inputs))
-			case buffer < 0 || maxAge < 0 || maxLen < 0 || readTO < 0:
-				return usagef("--buffer, --max-age, --max-len and --read-timeout must not be negative")
+			case buffer < 0 || maxAge < 0 || maxLen < 0 || readTO < 0 || statusEvery < 0:
+				return usagef("--buffer, --max-age, --max-len, --read-timeout and --status-every must not be negative")
 			}
 			ret := cache.Retention{MaxAge: maxAge, MaxLen: maxLen}
 			if cmd.Flags().Changed("max-len") && !cmd.Flags().Changed("max-age") {
@@ -92,6 +97,15 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 				}
 			}
 
+			var mln net.Listener
+			if metricsAddr != "" {
+				var err error
+				if mln, err = listenMetrics(metricsAddr); err != nil {
+					return err
+				}
+				defer mln.Close()
+			}
+
 			dctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 			rc, err := rf.dial(dctx, rediscache.Options{Retention: ret, Logger: log})
 			cancel()
@@ -99,9 +113,39 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 				return err
 			}
 			defer rc.Close()
+			ins, err := ingest.NewAll(rc, cfgs)
+			if err != nil {
+				return usagef("%v", err)
+			}
 
 			log.Info("ingest starting", "cameras", len(cfgs), "max_age", ret.MaxAge, "max_len", ret.MaxLen)
-			return ingest.RunAll(cmd.Context(), rc, cfgs) // its errors say "ingest: camera ...": no second prefix
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer stop() // runs first: the helpers below stop, then wg.Wait
+			if mln != nil {
+				reg := metrics.NewRegistry()
+				reg.MustRegister(metrics.Ingest(ins), metrics.Cache(rc, cams))
+				ready := metrics.IngestReady(ins, max(readTO, ingest.DefaultReadTimeout))
+				mux := metrics.Mux(reg, metrics.CacheReady(rc, cams), ready)
+				log.Info("serving metrics", "url", "http://"+mln.Addr().String()+"/metrics")
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := serveUntil(ctx, mln, mux); err != nil {
+						log.Error("metrics server stopped", "err", err)
+					}
+				}()
+			}
+			if statusEvery > 0 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					logStatus(ctx, log, ins, statusEvery)
+				}()
+			}
+			return ingest.RunIngests(ctx, ins) // its errors say "ingest: camera ...": no second prefix
 		},
 	}
 	rf.register(c)
@@ -118,6 +162,8 @@ to --buffer of stream time. SIGINT/SIGTERM flush the buffer and exit 0.`,
 	f.StringVar(&rtspTransport, "rtsp-transport", "", "RTSP transport: tcp, udp, udp_multicast or http")
 	f.StringVarP(&inputForm, "format", "f", "", "force the input format (ffmpeg -f), e.g. flv, mpegts")
 	f.StringArrayVar(&opts, "input-option", nil, "extra FFmpeg input option key=value (repeatable)")
+	f.StringVar(&metricsAddr, "metrics", "", "serve /metrics (Prometheus), /healthz and /readyz on this host:port (no authentication: keep it on loopback or a private network)")
+	f.DurationVar(&statusEvery, "status-every", time.Minute, "log a one-line status of all cameras this often (0: never)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug logging, FFmpeg warnings")
 	return c
 }

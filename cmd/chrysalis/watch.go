@@ -52,7 +52,10 @@ func newWatchCmd() *cobra.Command {
 		Long: `watch serves a web page showing, for each camera in the cache: the live
 picture, its probe (span, fps, size, codec, refreshed every 2 s), a screenshot
 at a chosen time, an MP4 export of the last seconds (remuxed, no re-encode)
-and an HLS player (/hls/<camera>/index.m3u8, also for ffplay or VLC).
+and an HLS player (/hls/<camera>/index.m3u8, also for ffplay or VLC). With
+several cameras the page is a grid of tiles fitted to the window (newest
+image, age, fps); a click opens one camera. /metrics (Prometheus), /healthz
+and /readyz are served on the same address.
 
 It serves on 127.0.0.1 unless --http names another address. It answers only
 requests addressed to localhost, the address it is bound to, and the names

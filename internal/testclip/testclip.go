@@ -191,8 +191,9 @@ type Live struct {
 
 	mu      sync.Mutex
 	clip    *Clip
-	i       int  // the next packet of clip
-	newClip bool // clip changed: set the codec before its first packet
+	i       int   // the next packet of clip
+	newClip bool  // clip changed: set the codec before its first packet
+	keys    int64 // keyframes appended, for KeyframeNumber
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -254,15 +255,19 @@ func (l *Live) append(ctx context.Context, n int, at time.Time) error {
 	}
 	c, i := l.clip, l.i
 	l.i++
-	l.mu.Unlock()
 	p := c.Packets[i%len(c.Packets)]
+	if p.Key {
+		l.keys++
+	}
+	keys := l.keys
+	l.mu.Unlock()
 	var extra []byte
 	if p.Key {
 		extra = c.Extradata
 	}
 	_, err := l.cc.Append(ctx, l.cam, &cache.Packet{Timestamp: at.UnixMilli(), Keyframe: p.Key, Data: p.Data,
 		PTS: p.PTS, DTS: p.DTS, TimeBase: c.TimeBase, CodecName: c.Codec, Width: c.Width, Height: c.Height,
-		PixFmt: c.PixFmt, Extradata: extra, Number: int64(n + 1)})
+		PixFmt: c.PixFmt, Extradata: extra, Number: int64(n + 1), KeyframeNumber: keys})
 	return err
 }
 

@@ -165,8 +165,18 @@ async function main() {
     const resp = await fetch('api/cameras', {cache: 'no-store'});
     const cfg = await resp.json();
     const main = document.getElementById('cameras');
-    for (const cam of cfg.cameras) main.appendChild(setupCamera(cam, cfg.hls));
-    status.textContent = `${cfg.cameras.length} camera${cfg.cameras.length === 1 ? '' : 's'}` +
+    // ?camera=ID shows that camera alone (the grid's tiles link here).
+    const only = new URLSearchParams(location.search).get('camera');
+    const cams = only ? cfg.cameras.filter((c) => c === only) : cfg.cameras;
+    for (const cam of cams) main.appendChild(setupCamera(cam, cfg.hls));
+    if (cfg.cameras.length > 1) {
+      const a = document.createElement('a');
+      a.href = 'grid';
+      a.id = 'grid-link';
+      a.textContent = 'all cameras';
+      document.querySelector('header').appendChild(a);
+    }
+    status.textContent = `${cams.length} camera${cams.length === 1 ? '' : 's'}` +
       (cfg.hls ? (window.Hls && Hls.isSupported() ? ' · HLS via hls.js' : ' · HLS native') : '');
     document.body.dataset.ready = '1';
   } catch (e) {
