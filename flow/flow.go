@@ -89,7 +89,22 @@ func Send(ctx context.Context, out chan<- Image, img Image) error {
 
 // Recv waits for the next image of in: ok is false when in is closed, err
 // is ctx.Err() when ctx ended first. The receive half of Send.
+//
+// While it waits on an empty input edge it tells the producer that this
+// consumer wants an image (see WaitDemand): a live source then converts a
+// frame for it, instead of converting every frame into the edge. A
+// consumer that has received through Recv should keep doing so for its
+// waits; one that never does is fed as if there were no demand signal.
 func Recv(ctx context.Context, in <-chan Image) (img Image, ok bool, err error) {
+	st := edgeOf(in)
+	select {
+	case img, ok = <-in:
+		return img, ok, nil
+	default:
+	}
+	if st != nil {
+		defer recvStart(st)()
+	}
 	select {
 	case img, ok = <-in:
 		return img, ok, nil

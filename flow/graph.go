@@ -60,6 +60,9 @@ type Node struct {
 	lastOut          atomic.Int64 // unix ns of the last output
 	ageHist, latHist histogram
 	arr              arrivals // operators: recent input arrivals, for latHist
+
+	outEdges []*edgeState  // what its consumers want (WaitDemand), while Run runs
+	demand   chan struct{} // a consumer started waiting
 }
 
 // Name is the node's name.
@@ -238,6 +241,7 @@ func (g *Graph) Run(ctx context.Context) error {
 			sinksLeft.Add(1)
 		}
 	}
+	defer g.registerEdges(inputs)()
 	for _, n := range g.nodes {
 		var raw chan Image
 		if len(n.consumers) > 0 {
@@ -297,6 +301,7 @@ func runNode(ctx context.Context, n *Node, in, raw chan Image) (err error) {
 			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 		}
 	}()
+	ctx = withNode(ctx, n)
 	switch n.kind {
 	case kindSource:
 		return n.src.Run(ctx, raw)

@@ -13,16 +13,15 @@ import (
 // forwards it.
 func each(ctx context.Context, in <-chan flow.Image, fn func(flow.Image) error) error {
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case img, ok := <-in:
-			if !ok {
-				return nil
-			}
-			if err := fn(img); err != nil {
-				return err
-			}
+		img, ok, err := flow.Recv(ctx, in)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if err := fn(img); err != nil {
+			return err
 		}
 	}
 }

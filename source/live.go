@@ -24,6 +24,17 @@ const DefaultRetryInterval = 500 * time.Millisecond
 // for the consumer's edge; with the graph's default drop-oldest edge it
 // never waits.
 //
+// It converts on demand: before each image it waits until a consumer is
+// waiting for one (flow.WaitDemand; every operator and sink of this module
+// receives through flow.Recv, which signals it), so a sink that takes 5
+// images a second from a 25 fps camera costs 5 conversions, and each image
+// is the newest frame when the sink asked, one conversion old. A consumer
+// that receives its channel by other means gets every new frame, as
+// before. The camera's follower decodes every packet meanwhile; it stops
+// when nothing asks for a frame for CameraOptions.LiveIdle (default 10 s)
+// and restarts at the newest keyframe, so a sink slower than that waits
+// for up to a GOP's decode on its next image.
+//
 // The zero value is not usable: set Client and Camera (or use [Live]).
 type LiveSource struct {
 	// Client reads the frame cache. Required.
@@ -101,6 +112,13 @@ func (s *LiveSource) Run(ctx context.Context, out chan<- flow.Image) error {
 	waiting := false
 	next := time.Now()
 	for {
+		// Convert only for a consumer that is waiting (flow.WaitDemand):
+		// the follower keeps decoding every packet, but a frame is
+		// converted when the sink asks, so it reaches the sink one
+		// conversion old instead of waiting in the edge.
+		if err := flow.WaitDemand(ctx); err != nil {
+			return err
+		}
 		img, err := cam.WaitLatest(ctx)
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {

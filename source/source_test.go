@@ -339,3 +339,51 @@ func TestLiveMaxFPS(t *testing.T) {
 		t.Fatalf("%d images, %d converted, %d decoded: want about 10 images, each the only conversion, every packet decoded", n, st.Converted, st.Decoded)
 	}
 }
+
+// In a graph, a live source converts a frame only when its sink asks for
+// one (flow.Recv → flow.WaitDemand): a sink busy for several frame
+// intervals per image costs one conversion per image, while the follower
+// decodes every packet.
+func TestLiveConvertsOnDemand(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
+	defer mc.Close()
+	defer clip.Live(t, mc, "live", time.Second).Stop()
+	src := source.Live(chrysalis.New(mc, chrysalis.Options{}), "live", chrysalis.CameraOptions{Format: chrysalis.GRAY8, Width: 320})
+	g := flow.New(flow.Options{})
+	const want = 8
+	got := 0
+	g.Sink("busy", flow.SinkFunc(func(ctx context.Context, in <-chan flow.Image) error {
+		for got < want {
+			img, ok, err := flow.Recv(ctx, in)
+			if err != nil || !ok {
+				return err
+			}
+			img.Release()
+			got++
+			// Busy until the follower has decoded 3 more packets: a
+			// source that converts every new frame would convert them.
+			dec := src.CameraStats().Decoded
+			for src.CameraStats().Decoded < dec+3 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}
+		return nil
+	}), g.Source("live", src))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := g.Run(ctx); err != nil || ctx.Err() != nil {
+		t.Fatalf("Run: %v (ctx %v)", err, ctx.Err())
+	}
+	st := src.CameraStats()
+	t.Logf("%d images to a busy sink: %d converted, %d decoded", got, st.Converted, st.Decoded)
+	// One spare: the first image may be converted before the sink's first
+	// Recv shows that it pulls.
+	if got != want || st.Converted > want+1 || st.Decoded < 3*want {
+		t.Fatalf("%d images, %d converted, %d decoded: want one conversion per image, every packet decoded", got, st.Converted, st.Decoded)
+	}
+}
