@@ -221,3 +221,43 @@ func TestDetectAnnotate(t *testing.T) {
 		t.Error("the frame was not released after every holder released it")
 	}
 }
+
+// Images smaller than a model's window give no detections, not a crash;
+// images about its size do not crash either.
+func TestTinyImages(t *testing.T) {
+	for _, up := range []float64{1, 1.5} {
+		hog, err := cv.NewHOG(cv.HOGOptions{Upscale: up})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sz := range [][2]int{{63, 128}, {64, 127}, {64, 128}, {65, 129}, {72, 136}, {100, 200}, {43, 86}, {200, 100}} {
+			img := &media.ChImage{Width: sz[0], Height: sz[1], Stride: 3 * sz[0], Data: make([]byte, 3*sz[0]*sz[1])}
+			for i := range img.Data {
+				img.Data[i] = byte(i * 7)
+			}
+			if _, err := hog.Detect(img); err != nil {
+				t.Errorf("hog x%v on %v: %v", up, sz, err)
+			}
+		}
+		hog.Close()
+	}
+
+	hog, err := cv.NewHOG(cv.HOGOptions{Upscale: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hog.Close()
+	face, err := cv.NewCascade(cv.HaarFrontalFace, cv.CascadeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer face.Close()
+	for _, pf := range []media.PixelFormat{media.BGR24, media.RGB24, media.GRAY8} {
+		img := &media.ChImage{Width: 10, Height: 7, Stride: 10 * pf.BytesPerPixel(), Format: pf, Data: make([]byte, 70*pf.BytesPerPixel())}
+		for _, d := range []cv.Detector{hog, face} {
+			if got, err := d.Detect(img); err != nil || len(got) != 0 {
+				t.Errorf("%s on a 10x7 %v image: %v, %v", d.Name(), pf, got, err)
+			}
+		}
+	}
+}

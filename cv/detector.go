@@ -131,6 +131,9 @@ func NewHOG(o HOGOptions) (*HOG, error) {
 	return d, nil
 }
 
+// hogWinW and hogWinH are the default people detector's window.
+const hogWinW, hogWinH = 64, 128
+
 // Name implements Detector: "hog-people".
 func (d *HOG) Name() string { return "hog-people" }
 
@@ -151,6 +154,10 @@ func (d *HOG) Detect(img *media.ChImage) ([]media.Detection, error) {
 	ci, err := cimg(src)
 	if err != nil {
 		return nil, err
+	}
+	if src.Width < hogWinW || src.Height < hogWinH {
+		// Nothing fits; OpenCV 4.6 corrupts its heap on such an image.
+		return nil, nil
 	}
 	r := C.chr_hog_detect(d.h, ci, C.double(d.o.HitThreshold), C.int(d.o.WinStride), C.double(d.o.Scale), C.double(d.o.GroupThreshold))
 	runtime.KeepAlive(src)
