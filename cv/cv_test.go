@@ -141,6 +141,9 @@ func TestCascadeFindsFace(t *testing.T) {
 }
 
 func TestCascadeErrors(t *testing.T) {
+	if _, err := cv.NewHOG(cv.HOGOptions{Upscale: 100}); err == nil {
+		t.Error("HOG upscaling 100x was accepted")
+	}
 	if _, err := cv.NewCascade("haarcascades/no_such_cascade.xml", cv.CascadeOptions{}); err == nil {
 		t.Error("a missing cascade loaded")
 	}

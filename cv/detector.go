@@ -88,7 +88,7 @@ type HOGOptions struct {
 	GroupThreshold int
 	// Upscale, when > 1, enlarges the image by this factor before
 	// detecting (boxes are mapped back): the detector's window is 64x128,
-	// so people shorter than about 100 px need it. Default 1.
+	// so people shorter than about 100 px need it. Default 1, at most 4.
 	Upscale float64
 	// KeepWindow keeps the raw detection windows. By default boxes are
 	// shrunk as in OpenCV's peopledetect sample (10% off each side, 7% off
@@ -121,6 +121,9 @@ func NewHOG(o HOGOptions) (*HOG, error) {
 	}
 	if o.Upscale < 1 {
 		o.Upscale = 1
+	}
+	if o.Upscale > 4 || o.HitThreshold < 0 {
+		return nil, fmt.Errorf("cv: HOG: Upscale %v (at most 4), HitThreshold %v (at least 0)", o.Upscale, o.HitThreshold)
 	}
 	h := C.chr_hog_new()
 	if h == nil {

@@ -28,9 +28,13 @@ import (
 	"github.com/chryscloud/chrysalis-go/media"
 )
 
-// ErrBadSize is returned (wrapped) by Run for a negative size or a crop
-// that leaves nothing.
+// ErrBadSize is returned (wrapped) by Run for a negative size, or an
+// output side longer than MaxSide.
 var ErrBadSize = errors.New("convert: bad size")
+
+// MaxSide bounds the output's width and height (also when one of them
+// follows from the aspect ratio), so a typo cannot allocate gigabytes.
+const MaxSide = 8192
 
 // Op converts every image: crop, then scale, then change the pixel format,
 // in one swscale pass. The zero value passes images through unchanged
@@ -91,8 +95,8 @@ func (o *Op) format(in media.PixelFormat) media.PixelFormat {
 
 // Run implements flow.Operator.
 func (o *Op) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.Image) error {
-	if o.Width < 0 || o.Height < 0 {
-		return fmt.Errorf("%w: %dx%d", ErrBadSize, o.Width, o.Height)
+	if o.Width < 0 || o.Height < 0 || o.Width > MaxSide || o.Height > MaxSide {
+		return fmt.Errorf("%w: %dx%d (at most %d a side)", ErrBadSize, o.Width, o.Height, MaxSide)
 	}
 	if o.Format < Keep || o.Format > GRAY8 {
 		return fmt.Errorf("convert: unknown format %d", o.Format)
@@ -133,8 +137,11 @@ func (o *Op) convert(conv *av.Converter, img *media.ChImage) (*media.ChImage, er
 		}
 	}
 	pf := o.format(img.Format)
-	w, h := o.Width, o.Height
-	buf := o.pool.Buffer(outSize(crop, w, h, pf))
+	w, h := outDims(crop, o.Width, o.Height)
+	if w > MaxSide || h > MaxSide {
+		return nil, fmt.Errorf("%w: %v of a %dx%d image to %dx%d (at most %d a side)", ErrBadSize, crop, img.Width, img.Height, w, h, MaxSide)
+	}
+	buf := o.pool.Buffer(w * h * pf.BytesPerPixel())
 	data, stride, w, h, err := conv.Packed(img.Data, img.Stride, img.Width, img.Height, img.Format, crop, w, h, pf, buf)
 	if err != nil {
 		o.pool.Put(buf)
@@ -150,8 +157,8 @@ func (o *Op) convert(conv *av.Converter, img *media.ChImage) (*media.ChImage, er
 	return res, nil
 }
 
-// outSize is the size of the converted image's buffer, for the pool.
-func outSize(crop image.Rectangle, w, h int, pf media.PixelFormat) int {
+// outDims is the output size (as av's Converter resolves it).
+func outDims(crop image.Rectangle, w, h int) (int, int) {
 	cw, ch := crop.Dx(), crop.Dy()
 	switch {
 	case w == 0 && h == 0:
@@ -161,7 +168,7 @@ func outSize(crop image.Rectangle, w, h int, pf media.PixelFormat) int {
 	case h == 0:
 		h = max(1, (ch*w+cw/2)/cw)
 	}
-	return w * h * pf.BytesPerPixel()
+	return w, h
 }
 
 // mapDetections maps detections on a srcW x srcH image to the w x h image

@@ -148,6 +148,19 @@ func TestBadInput(t *testing.T) {
 	if !errors.Is(err, convert.ErrBadSize) {
 		t.Errorf("Resize(-1, 10): %v, want ErrBadSize", err)
 	}
+	// Aspect ratio kept from a 1-px-wide crop: 8192 px wide makes 393216
+	// px tall.
+	_, err = flowtest.RunOp(t, &convert.Op{Crop: image.Rect(0, 0, 1, 48), Width: 8192}, []flow.Image{quadrants()})
+	if !errors.Is(err, convert.ErrBadSize) {
+		t.Errorf("393216-px-tall output: %v, want ErrBadSize", err)
+	}
+	// Tiny outputs are fine.
+	for _, op := range []*convert.Op{convert.Resize(1, 1), convert.Crop(image.Rect(5, 5, 6, 6)), {Crop: image.Rect(0, 0, 3, 1), Format: convert.GRAY8}} {
+		out := run(t, op, quadrants())
+		if out.Width > 3 || out.Height != 1 {
+			t.Errorf("%+v: %dx%d", op, out.Width, out.Height)
+		}
+	}
 	bad := quadrants()
 	bad.Data = bad.Data[:100]
 	_, err = flowtest.RunOp(t, convert.Gray(), []flow.Image{bad})
