@@ -264,3 +264,12 @@ func TestTinyImages(t *testing.T) {
 		}
 	}
 }
+
+// An image with no box passes Annotate untouched: no copy.
+func TestAnnotateNothing(t *testing.T) {
+	img := loadJPEG(t, filepath.Join("testdata", "messi5.jpg")).WithDetections(media.Detections{Model: "m"})
+	got, err := flowtest.RunOp(t, cv.Annotate(), []flow.Image{img})
+	if err != nil || len(got) != 1 || got[0] != img || img.Modified {
+		t.Errorf("got %d images (same %v), modified %v, %v", len(got), len(got) == 1 && got[0] == img, img.Modified, err)
+	}
+}

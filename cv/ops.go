@@ -83,8 +83,8 @@ func (o *DetectOp) Run(ctx context.Context, in <-chan flow.Image, out chan<- flo
 }
 
 // AnnotateOp draws the attached detections on a copy of each image (from
-// its pool) and sends the copy, Modified, on. Images without detections
-// pass untouched.
+// its pool) and sends the copy, Modified, on. Images with no box pass
+// untouched (not copied).
 type AnnotateOp struct {
 	// Thickness of the boxes in pixels. Default 2.
 	Thickness int
@@ -109,7 +109,7 @@ func (a *AnnotateOp) Run(ctx context.Context, in <-chan flow.Image, out chan<- f
 		if err != nil || !ok {
 			return err
 		}
-		if len(img.Detections) > 0 {
+		if hasObjects(img) {
 			c, err := a.Draw(img)
 			img.Release()
 			if err != nil {
@@ -121,6 +121,15 @@ func (a *AnnotateOp) Run(ctx context.Context, in <-chan flow.Image, out chan<- f
 			return err
 		}
 	}
+}
+
+func hasObjects(img *media.ChImage) bool {
+	for _, d := range img.Detections {
+		if len(d.Objects) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Draw returns a copy of img (from a's pool; the caller releases it) with

@@ -3,10 +3,14 @@
 package examples_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"image"
 	"image/jpeg"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,6 +90,11 @@ func TestExamples(t *testing.T) {
 			t.Errorf("people detector ran on %d frames, face detector on %d: want each >= 2 in 6 s", people, faces)
 		}
 		checkDetections(t, dir, people, faces)
+	})
+
+	t.Run("fan-out-models-live", func(t *testing.T) {
+		t.Parallel()
+		checkLive(t, bin)
 	})
 
 	t.Run("record-on-motion", func(t *testing.T) {
@@ -174,6 +183,61 @@ func runExample(t *testing.T, bin, name string, env []string, args ...string) st
 		t.Fatalf("%s: %v\nstderr:\n%s", name, err, stderr.String())
 	}
 	return stdout.String()
+}
+
+// checkLive runs fan-out-models with -http and reads an annotated frame of
+// each model from its live page while it runs.
+func checkLive(t *testing.T, bin string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "fan-out-models"), "-input", "../testdata/people.mp4",
+		"-duration", "20s", "-http", "127.0.0.1:0", "-out", t.TempDir())
+	cmd.WaitDelay = 5 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt) // a planned stop: exits 0
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("fan-out-models -http: %v", err)
+		}
+	}()
+	sc := bufio.NewScanner(stdout)
+	var base string
+	for base == "" && sc.Scan() {
+		base, _ = strings.CutPrefix(sc.Text(), "live: ")
+	}
+	go io.Copy(io.Discard, stdout)
+	if base == "" {
+		t.Fatal("no live: URL printed")
+	}
+	for _, stream := range []string{"people", "faces"} {
+		var img image.Image
+		for img == nil && ctx.Err() == nil {
+			resp, err := http.Get(base + "snapshot/" + stream + ".jpg")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode == http.StatusOK {
+				img, err = jpeg.Decode(resp.Body)
+				if err != nil {
+					t.Fatalf("%s snapshot: %v", stream, err)
+				}
+			}
+			resp.Body.Close()
+			if img == nil {
+				time.Sleep(100 * time.Millisecond) // polling the page for its first frame
+			}
+		}
+		if img == nil {
+			t.Fatalf("no %s frame on the live page", stream)
+		}
+		t.Logf("live %s frame %v", stream, img.Bounds().Size())
+	}
 }
 
 // checkDetections reads the fan-out-models example's detections.jsonl:
