@@ -6,7 +6,7 @@ export GOFLAGS ?= -mod=readonly
 # Debian 12 packages the build, the demo and the tests need.
 DEB_PKGS := pkg-config gcc libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev \
 	libswscale-dev libswresample-dev libavutil-dev libopencv-dev ffmpeg redis-server \
-	xvfb x11-apps imagemagick chromium
+	xvfb x11-apps imagemagick chromium opencv-data
 # The PyAV peer of the benchmarks (the Python SDK's stack).
 BENCH_PKGS := python3-av python3-redis python3-protobuf python3-numpy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -15,6 +15,11 @@ type (
 	// ID is a frame's identity, its packet's cache id "<ms>-<seq>"
 	// (media.ID).
 	ID = media.ID
+	// Detection is one object a model found in a frame (media.Detection).
+	Detection = media.Detection
+	// Detections is one model's output on one frame, attached to
+	// ChImage.Detections (media.Detections).
+	Detections = media.Detections
 )
 
 // Pixel formats. BGR24 is the zero value and the default: what OpenCV

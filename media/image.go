@@ -90,9 +90,14 @@ type ChImage struct {
 	// (a sink then re-encodes instead of remuxing). Set it after drawing on
 	// a Clone.
 	Modified bool
+	// Detections are the results of the models that ran on this frame
+	// (cv.Detect attaches them), one entry per model, in the order they
+	// ran. Read-only like the pixels; see WithDetections.
+	Detections []Detections
 
-	refs atomic.Int32 // extra holders beyond the first
-	pool *bufPool
+	refs   atomic.Int32 // extra holders beyond the first
+	pool   *bufPool
+	parent *ChImage // the image whose pixels a WithDetections view shares
 }
 
 // TimestampMS is the frame's cache timestamp in UTC milliseconds.
@@ -117,6 +122,10 @@ func (im *ChImage) Release() {
 		im.pool = nil
 	}
 	im.Data = nil
+	if p := im.parent; p != nil {
+		im.parent = nil
+		p.Release()
+	}
 }
 
 // Clone returns a deep copy that the caller owns and may modify. The clone
@@ -125,7 +134,7 @@ func (im *ChImage) Clone() *ChImage {
 	c := &ChImage{
 		Camera: im.Camera, Time: im.Time, ID: im.ID, Width: im.Width, Height: im.Height, Stride: im.Stride,
 		Format: im.Format, Data: append([]byte(nil), im.Data...), Keyframe: im.Keyframe, PictType: im.PictType,
-		PTS: im.PTS, Packet: im.Packet, Modified: im.Modified,
+		PTS: im.PTS, Packet: im.Packet, Modified: im.Modified, Detections: cloneDetections(im.Detections),
 	}
 	return c
 }
@@ -282,3 +291,18 @@ func (ip *ImagePool) Attach(img *ChImage) { img.pool = &ip.p }
 // Put returns a buffer that never made it into an image (e.g. a failed
 // conversion).
 func (ip *ImagePool) Put(buf []byte) { ip.p.put(buf) }
+
+// Clone is ChImage.Clone into a buffer of the pool: a deep, writable copy
+// (metadata and detections included) whose last Release returns its
+// buffer here.
+func (ip *ImagePool) Clone(im *ChImage) *ChImage {
+	c := &ChImage{
+		Camera: im.Camera, Time: im.Time, ID: im.ID, Width: im.Width, Height: im.Height, Stride: im.Stride,
+		Format: im.Format, Keyframe: im.Keyframe, PictType: im.PictType,
+		PTS: im.PTS, Packet: im.Packet, Modified: im.Modified, Detections: cloneDetections(im.Detections),
+	}
+	c.Data = ip.Buffer(len(im.Data))
+	copy(c.Data, im.Data)
+	ip.Attach(c)
+	return c
+}

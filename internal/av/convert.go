@@ -3,6 +3,7 @@ package av
 import (
 	"errors"
 	"fmt"
+	"image"
 
 	"github.com/asticode/go-astiav"
 
@@ -107,6 +108,52 @@ func (c *Converter) FromPacked(src []byte, stride, w, h int, pf PixelFormat, dst
 		}
 	}
 	return c.sws.scalePacked(src, stride, h, dst)
+}
+
+// Packed converts a packed image into another packed image in one swscale
+// pass: crop, scale and pixel format together. src holds srcH rows of
+// srcStride bytes, srcW pixels of srcPF each; crop (in src pixels, empty
+// for all of it) selects the region to convert, which is scaled to dstW x
+// dstH (0s as in Convert, relative to the crop) in dstPF. The result is
+// tightly packed into dst, reused when its capacity suffices; src is only
+// read during the call.
+func (c *Converter) Packed(src []byte, srcStride, srcW, srcH int, srcPF PixelFormat, crop image.Rectangle,
+	dstW, dstH int, dstPF PixelFormat, dst []byte) (out []byte, stride, w, h int, err error) {
+	sbpp, savpf := srcPF.BytesPerPixel(), avPixFmt(srcPF)
+	dbpp, davpf := dstPF.BytesPerPixel(), avPixFmt(dstPF)
+	switch {
+	case sbpp == 0 || dbpp == 0:
+		return nil, 0, 0, 0, fmt.Errorf("av: convert: unsupported pixel format %v -> %v", srcPF, dstPF)
+	case srcW <= 0 || srcH <= 0 || srcStride < srcW*sbpp || len(src) < (srcH-1)*srcStride+srcW*sbpp:
+		return nil, 0, 0, 0, fmt.Errorf("av: convert: bad packed image %dx%d %v stride %d, %d bytes", srcW, srcH, srcPF, srcStride, len(src))
+	}
+	full := image.Rect(0, 0, srcW, srcH)
+	if crop.Empty() {
+		crop = full
+	}
+	if !crop.In(full) {
+		return nil, 0, 0, 0, fmt.Errorf("av: convert: crop %v outside the %dx%d image", crop, srcW, srcH)
+	}
+	if w, h, err = targetSize(crop.Dx(), crop.Dy(), dstW, dstH); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	key := scaleKey{crop.Dx(), crop.Dy(), savpf, w, h, davpf}
+	if c.sws == nil || c.key != key {
+		if err := c.setup(key); err != nil {
+			return nil, 0, 0, 0, err
+		}
+	}
+	stride = w * dbpp
+	n := stride * h
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	out = dst[:n]
+	off := crop.Min.Y*srcStride + crop.Min.X*sbpp
+	if err := c.sws.scalePP(src[off:], srcStride, crop.Dy(), out, stride, h); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	return out, stride, w, h, nil
 }
 
 // targetSize resolves the requested output size against the source size.

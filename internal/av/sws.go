@@ -21,6 +21,17 @@ package av
 //     int ls[4] = {stride, 0, 0, 0};
 //     return sws_scale(c, s, ls, 0, h, dst->data, dst->linesize);
 // }
+//
+// // chr_sws_scale_pp converts h rows of one packed plane at src (sstride
+// // bytes per row) into one packed plane at dst (dstride bytes per row).
+// // Both are Go memory, used only for the duration of the call.
+// static int chr_sws_scale_pp(struct SwsContext *c, const uint8_t *src, int sstride, int h, uint8_t *dst, int dstride) {
+//     const uint8_t *s[4] = {src, NULL, NULL, NULL};
+//     int sls[4] = {sstride, 0, 0, 0};
+//     uint8_t *d[4] = {dst, NULL, NULL, NULL};
+//     int dls[4] = {dstride, 0, 0, 0};
+//     return sws_scale(c, s, sls, 0, h, d, dls);
+// }
 import "C"
 
 import (
@@ -70,6 +81,20 @@ func (s *scaler) scalePacked(src []byte, stride, h int, dst *astiav.Frame) error
 	}
 	if n := C.chr_sws_scale_packed(s.c, (*C.uint8_t)(unsafe.Pointer(&src[0])), C.int(stride), C.int(h), frameC(dst)); int(n) != dst.Height() {
 		return fmt.Errorf("av: convert: scaling wrote %d of %d rows", int(n), dst.Height())
+	}
+	return nil
+}
+
+// scalePP converts packed src (h rows of sstride bytes) into packed dst
+// (dh rows of dstride bytes).
+func (s *scaler) scalePP(src []byte, sstride, h int, dst []byte, dstride, dh int) error {
+	if len(src) == 0 || len(dst) < dstride*dh || len(dst) == 0 {
+		return errors.New("av: convert: buffer too small")
+	}
+	n := C.chr_sws_scale_pp(s.c, (*C.uint8_t)(unsafe.Pointer(&src[0])), C.int(sstride), C.int(h),
+		(*C.uint8_t)(unsafe.Pointer(&dst[0])), C.int(dstride))
+	if int(n) != dh {
+		return fmt.Errorf("av: convert: scaling wrote %d of %d rows", int(n), dh)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@
 //	                (redis://[user:pass@]host:6379/0, rediss:// for TLS)
 //	-camera ID      the camera id (default "demo")
 //	-duration D     stop after D; Ctrl-C stops sooner
+//	-input FILE     without -redis-url: play this video file (looped, in
+//	                real time) as the camera instead of the bundled demo clip
 //
 // Without -redis-url there is no server to start: Open creates the
 // in-process frame cache and runs an ingest of the bundled demo clip into
@@ -43,6 +45,9 @@ type Flags struct {
 	Camera string
 	// Duration bounds the whole run; 0 runs until Ctrl-C.
 	Duration time.Duration
+	// Input is the in-process camera's video file, looped in real time;
+	// "" (default) the bundled demo clip. Ignored with RedisURL.
+	Input string
 }
 
 // Register registers -redis-url, -camera and -duration (default duration)
@@ -53,6 +58,7 @@ func Register(duration time.Duration) *Flags {
 		"Redis frame cache `URL`, e.g. redis://localhost:6379/0 (default: an in-process cache fed with the bundled demo camera)")
 	flag.StringVar(&f.Camera, "camera", "demo", "camera `id`")
 	flag.DurationVar(&f.Duration, "duration", duration, "stop after this long (0: until Ctrl-C)")
+	flag.StringVar(&f.Input, "input", "", "without -redis-url: a video `file` played (looped, in real time) as the camera (default: the bundled demo clip)")
 	return f
 }
 
@@ -105,12 +111,16 @@ func (f *Flags) openDemo(ctx context.Context) (*chrysalis.Client, func(), error)
 	// The ingest runs until release: it must outlive the example's context,
 	// which ends at -duration while the example is still finishing (closing
 	// files, printing counters).
-	run, err := ingest.Start(ctx, mem, ingest.Config{
+	cfg := ingest.Config{
 		Camera: f.Camera,
 		Input:  ingest.DemoInput, // looped, paced like a camera
 		// The ingest's own progress lines would drown the example's output.
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	}
+	if f.Input != "" {
+		cfg.Input, cfg.Realtime, cfg.Loop = f.Input, true, true
+	}
+	run, err := ingest.Start(ctx, mem, cfg)
 	if err != nil {
 		mem.Close()
 		return nil, nil, err
