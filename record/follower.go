@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -48,6 +49,7 @@ type camRec struct {
 
 	// Owned by the follower.
 	w        *mp4.Writer
+	idx      *indexWriter
 	segMS    uint64 // the open segment's first packet's ms
 	last     cache.ID
 	lastNum  int64
@@ -242,6 +244,7 @@ func (c *camRec) write(p cache.Packet) {
 			return
 		}
 	}
+	skipped := c.w.Stats().Skipped
 	err := c.w.WritePacket(p)
 	if errors.Is(err, mp4.ErrCodecChanged) {
 		c.log.Info("record: codec changed; new segment", "at", p.ID)
@@ -250,7 +253,15 @@ func (c *camRec) write(p cache.Packet) {
 			c.skipped.Add(1)
 			return
 		}
+		skipped = c.w.Stats().Skipped
 		err = c.w.WritePacket(p)
+	}
+	if err == nil && len(p.Data) > 0 && c.w.Stats().Skipped == skipped {
+		// Before p can reach the file: the writer holds it until the next
+		// packet, and cuts its fragment at the next keyframe.
+		if err = c.idx.add(p); err != nil {
+			err = fmt.Errorf("writing the index: %w", err)
+		}
 	}
 	if err != nil {
 		c.log.Error("record: writing failed; the segment ends", "at", p.ID, "err", err)
@@ -269,7 +280,13 @@ func (c *camRec) open(p cache.Packet) bool {
 		c.log.Error("record: creating the segment failed", "file", path, "err", err)
 		return false
 	}
-	c.w, c.segMS = w, p.ID.MS
+	idx, err := createIndex(indexPath(path))
+	if err != nil {
+		w.Close()
+		c.log.Error("record: creating the segment index failed", "file", path, "err", err)
+		return false
+	}
+	c.w, c.idx, c.segMS = w, idx, p.ID.MS
 	return true
 }
 
@@ -285,12 +302,12 @@ func (c *camRec) endSegment() error {
 	if c.w == nil {
 		return nil
 	}
-	w := c.w
-	c.w = nil
-	err := w.Close()
+	w, idx := c.w, c.idx
+	c.w, c.idx = nil, nil
+	err := errors.Join(w.Close(), idx.close())
 	switch {
 	case errors.Is(err, mp4.ErrNoFrames):
-		err = nil
+		err = removeIfExists(indexPath(w.Path()))
 	case err == nil:
 		c.segments.Add(1)
 		c.log.Debug("record: segment finished", "file", w.Path(), "packets", w.Stats().Packets)
