@@ -30,10 +30,11 @@ const (
 // offAt) is guarded by mu; the open segment and the cursor belong to the
 // follower goroutine (run).
 type camRec struct {
-	o   *Options
-	id  string
-	dir string
-	log *slog.Logger
+	o     *Options
+	cache cache.Cache
+	id    string
+	dir   string
+	log   *slog.Logger
 
 	// swMu orders the Switch's reads and writes with the API's.
 	swMu   sync.Mutex
@@ -213,7 +214,7 @@ func (c *camRec) record(ctx context.Context, cam *chrysalis.Camera, gen uint64, 
 			if c.offIfDue(gen, p.ID.MS) {
 				return true
 			}
-			c.write(p)
+			c.write(ctx, p)
 			after = p.ID
 		}
 		if ctx.Err() != nil {
@@ -224,7 +225,7 @@ func (c *camRec) record(ctx context.Context, cam *chrysalis.Camera, gen uint64, 
 
 // write adds p to the open segment, cutting segments at a keyframe past
 // Segment, at a gap in packet numbers and at a codec change.
-func (c *camRec) write(p cache.Packet) {
+func (c *camRec) write(ctx context.Context, p cache.Packet) {
 	gap := c.haveLast && media.NumberGap(c.lastNum, p.Number)
 	c.last, c.lastNum, c.haveLast = p.ID, p.Number, true
 	if gap && c.w != nil {
@@ -239,7 +240,7 @@ func (c *camRec) write(p cache.Packet) {
 			c.skipped.Add(1)
 			return
 		}
-		if !c.open(p) {
+		if !c.open(ctx, p) {
 			c.skipped.Add(1)
 			return
 		}
@@ -249,7 +250,7 @@ func (c *camRec) write(p cache.Packet) {
 	if errors.Is(err, mp4.ErrCodecChanged) {
 		c.log.Info("record: codec changed; new segment", "at", p.ID)
 		c.finish()
-		if !c.open(p) {
+		if !c.open(ctx, p) {
 			c.skipped.Add(1)
 			return
 		}
@@ -272,10 +273,16 @@ func (c *camRec) write(p cache.Packet) {
 	c.packets.Add(1)
 }
 
-// open starts a segment at keyframe p.
-func (c *camRec) open(p cache.Packet) bool {
+// open starts a segment at keyframe p. The camera's codec parameters fill
+// in what p lacks (a writer that puts them in the codec key only).
+func (c *camRec) open(ctx context.Context, p cache.Packet) bool {
 	path := filepath.Join(c.dir, segmentName(c.id, p.ID.MS))
-	w, err := mp4.NewWriter(path, mp4.Options{Mode: mp4.Remux, FragmentedMP4: true, Logger: c.log})
+	codec, err := c.cache.Codec(ctx, c.id)
+	if err != nil && !errors.Is(err, cache.ErrNotFound) && !errors.Is(err, cache.ErrUnknownCamera) {
+		c.log.Error("record: reading the codec failed", "err", err)
+		return false
+	}
+	w, err := mp4.Create(path, codec, mp4.Options{Mode: mp4.Remux, FragmentedMP4: true, Logger: c.log})
 	if err != nil {
 		c.log.Error("record: creating the segment failed", "file", path, "err", err)
 		return false

@@ -159,7 +159,7 @@ func New(cl *chrysalis.Client, cameras []string, o Options) (*Recorder, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("record: %w", err)
 		}
-		c := &camRec{o: &r.o, id: id, dir: dir, log: o.Logger.With("camera", id), wake: make(chan struct{}, 1)}
+		c := &camRec{o: &r.o, cache: cl.Cache(), id: id, dir: dir, log: o.Logger.With("camera", id), wake: make(chan struct{}, 1)}
 		c.recover()
 		r.cams[id] = c
 		r.order = append(r.order, id)
