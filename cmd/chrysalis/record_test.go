@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -145,5 +147,144 @@ func TestRecordCLI(t *testing.T) {
 		if info := testclip.Probe(t, s); info.Frames == 0 || info.Codec != "h264" {
 			t.Errorf("%s: %+v", s, info)
 		}
+	}
+}
+
+// startRecord runs `chrysalis record args...` against srv and waits for its
+// first line on stdout.
+func startRecord(t *testing.T, ctx context.Context, srv *testredis.Server, args ...string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, ingestTestBinary(t), append([]string{"record"}, args...)...)
+	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL="+srv.URL())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || !strings.Contains(line, "chrysalis record:") {
+		t.Fatalf("stdout %q, %v; stderr %s", line, err, stderr.String())
+	}
+	return cmd, stderr
+}
+
+// waitFor polls cond every 20 ms until ctx ends.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		if ctx.Err() != nil {
+			t.Fatalf("%s: timed out", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// record ls lists what record archived; export --archive reads a window
+// the cache has trimmed (wholly, or in part) from the archive, byte for
+// byte the packets the cache held, where export without it finds nothing.
+func TestRecordLsArchiveExport(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	srv := testredis.Start(t, testredis.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	clip.WriteRedis(t, rdb, "cam", clipT0, 40) // 100 packets, keyframes at 0 and 50
+	out := t.TempDir()
+	preRoll := time.Since(time.UnixMilli(clipT0)) + time.Hour
+	cmd, stderr := startRecord(t, ctx, srv, "--camera", "cam", "--out", out, "--always", "--segment", "1s",
+		"--pre-roll", preRoll.Round(time.Hour).String())
+	// Packets 0..49 in the first segment, 50..99 in the open second one.
+	waitFor(t, ctx, "two segments", func() bool {
+		segs, _ := filepath.Glob(filepath.Join(out, "cam", "cam_*.mp4"))
+		parts, _ := filepath.Glob(filepath.Join(out, "cam", ".cam_*.part"))
+		return len(segs) == 1 && len(parts) == 1
+	})
+	idx, _ := filepath.Glob(filepath.Join(out, "cam", "cam_*.idx"))
+	waitFor(t, ctx, "100 packets indexed", func() bool {
+		n := 0
+		for _, p := range idx {
+			b, _ := os.ReadFile(p)
+			n += strings.Count(string(b), "\n")
+		}
+		idx, _ = filepath.Glob(filepath.Join(out, "cam", "cam_*.idx"))
+		return n == 100
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("record: %v; stderr %s", err, stderr.String())
+	}
+
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		c := exec.CommandContext(ctx, ingestTestBinary(t), args...)
+		c.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL="+srv.URL())
+		var so, se strings.Builder
+		c.Stdout, c.Stderr = &so, &se
+		err := c.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, so.String(), se.String()
+	}
+	code, so, se := run("record", "ls", "--camera", "cam", "--out", out, "--json")
+	if code != 0 {
+		t.Fatalf("record ls: exit %d: %s", code, se)
+	}
+	var segs []segmentJSON
+	if err := json.Unmarshal([]byte(so), &segs); err != nil {
+		t.Fatalf("record ls --json: %v: %s", err, so)
+	}
+	if len(segs) != 2 || segs[0].Frames != 50 || segs[1].Frames != 50 || segs[0].FirstID != strconv.FormatInt(clipT0, 10)+"-0" ||
+		segs[1].LastID != strconv.FormatInt(clipT0+99*40, 10)+"-0" || segs[1].Start.UnixMilli() != clipT0+50*40 {
+		t.Fatalf("record ls: %+v", segs)
+	}
+	for _, s := range segs {
+		if fi, err := os.Stat(s.File); err != nil || fi.Size() != s.Size {
+			t.Errorf("%s: size %d; %v", s.File, s.Size, err)
+		}
+	}
+	if code, so, se = run("record", "ls", "--camera", "cam", "--out", out); code != 0 || !strings.HasPrefix(so, "START") ||
+		strings.Count(so, "\n") != 3 || !strings.Contains(so, filepath.Base(segs[1].File)) {
+		t.Errorf("record ls: exit %d: %s %s", code, so, se)
+	}
+	if code, _, se = run("record", "ls", "--camera", "nope", "--out", out); code != exitNotFound || !strings.Contains(se, "no archive") {
+		t.Errorf("record ls of an unrecorded camera: exit %d: %s", code, se)
+	}
+
+	// The cache trims packets 0..79, as XADD MINID would.
+	minID := strconv.FormatInt(clipT0+80*40, 10)
+	for _, k := range []string{rediscache.QueueKey("cam"), rediscache.IndexKey("cam")} {
+		if err := rdb.XTrimMinID(ctx, k, minID).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range []struct{ from, to, kf int }{{30, 75, 0}, {60, 95, 50}} {
+		from, to := strconv.FormatInt(clipT0+int64(w.from)*40, 10), strconv.FormatInt(clipT0+int64(w.to)*40, 10)
+		if code, _, se := run("export", "--camera", "cam", "--from", from, "--to", to, "-o", filepath.Join(t.TempDir(), "x.mp4")); w.kf == 0 && code != exitNotFound {
+			t.Errorf("export [%d,%d] of a trimmed window without --archive: exit %d: %s", w.from, w.to, code, se)
+		}
+		f := filepath.Join(t.TempDir(), "e.mp4")
+		code, so, se := run("export", "--camera", "cam", "--from", from, "--to", to, "-o", f, "--archive", out, "--json")
+		if code != 0 {
+			t.Fatalf("export [%d,%d] --archive: exit %d: %s", w.from, w.to, code, se)
+		}
+		var e exportResult
+		if err := json.Unmarshal([]byte(so), &e); err != nil || e.Frames != int64(w.to-w.kf+1) {
+			t.Errorf("export --json %s: %v", so, err)
+		}
+		testclip.SamePackets(t, "exported from the archive vs cached", testclip.Load(t, f).Data(), clip.Data()[w.kf:w.to+1])
+	}
+	if code, _, se := run("export", "--camera", "cam", "--from", "-1s", "-o", t.TempDir()+"/", "--archive", out); code != exitUsage {
+		t.Errorf("export images --archive: exit %d: %s", code, se)
 	}
 }
