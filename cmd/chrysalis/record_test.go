@@ -288,3 +288,89 @@ func TestRecordLsArchiveExport(t *testing.T) {
 		t.Errorf("export images --archive: exit %d: %s", code, se)
 	}
 }
+
+// countLines counts the lines of a file (a segment index: its packets).
+func countLines(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
+}
+
+// SIGKILL mid-segment: the open segment's temporary file plays up to its
+// last fragment, losing at most one GOP plus one packet of what the
+// recorder had written (the documented bound); the next run renames it
+// into place with its index cut to what it plays, and record ls lists it.
+func TestRecordSIGKILL(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	srv := testredis.Start(t, testredis.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	live := clip.Live(t, rc, "cam", 4*time.Second)
+	defer live.Stop()
+	out := t.TempDir()
+	dir := filepath.Join(out, "cam")
+	cmd, stderr := startRecord(t, ctx, srv, "--camera", "cam", "--out", out, "--always", "--segment", "1h", "--pre-roll", "5s")
+	var part, idx string
+	// Two GOPs (fragments, the pre-roll) and 30 packets into the third.
+	waitFor(t, ctx, "130 packets indexed", func() bool {
+		parts, _ := filepath.Glob(filepath.Join(dir, ".cam_*.mp4.*.part"))
+		idxs, _ := filepath.Glob(filepath.Join(dir, "cam_*.idx"))
+		if len(parts) != 1 || len(idxs) != 1 {
+			return false
+		}
+		part, idx = parts[0], idxs[0]
+		return countLines(t, idx) >= 130
+	})
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	written := countLines(t, idx)
+	plays := len(testclip.Load(t, part).Packets) // ffprobe
+	t.Logf("SIGKILL after %d packets written: the segment plays %d, lost %d (%.2f s)", written, plays, written-plays,
+		float64(written-plays)*testclip.LiveStep.Seconds())
+	if plays < 100 || written-plays > 50+1 {
+		t.Errorf("the killed segment plays %d of %d packets written; want a loss of at most one GOP (50) plus one", plays, written)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dir, "cam_*.mp4")); len(segs) != 0 {
+		t.Fatalf("finished segments after SIGKILL: %v", segs)
+	}
+
+	// The next run recovers it.
+	cmd, stderr = startRecord(t, ctx, srv, "--camera", "cam", "--out", out, "--always", "--segment", "1h", "--pre-roll", "0s")
+	recovered := strings.TrimSuffix(idx, ".idx") + ".mp4"
+	if _, err := os.Stat(recovered); err != nil {
+		t.Fatalf("not recovered: %v; stderr %s", err, stderr.String())
+	}
+	if _, err := os.Stat(part); !os.IsNotExist(err) {
+		t.Errorf("%s still there: %v", part, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("record: %v; stderr %s", err, stderr.String())
+	}
+	if n := countLines(t, idx); n != plays {
+		t.Errorf("recovered index: %d packets, the file plays %d", n, plays)
+	}
+	b, err := exec.CommandContext(ctx, ingestTestBinary(t), "record", "ls", "--camera", "cam", "--out", out, "--json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs []segmentJSON
+	if err := json.Unmarshal(b, &segs); err != nil || len(segs) == 0 || segs[0].File != recovered || segs[0].Frames != int64(plays) {
+		t.Errorf("record ls after recovery: %v %s", err, b)
+	}
+	if got := testclip.Load(t, recovered).Packets; len(got) != plays {
+		t.Errorf("recovered segment plays %d packets, %d before", len(got), plays)
+	}
+}
