@@ -38,6 +38,7 @@ type watchConfig struct {
 	token        string
 	maxExports   int
 	maxExport    time.Duration
+	archive      string
 }
 
 // watchTokenEnv names the environment variable --token defaults to. It is
@@ -88,6 +89,7 @@ long.`,
 	f.StringVar(&wc.token, "token", "", "bearer token every request must present (env "+watchTokenEnv+"; made up when bound beyond loopback)")
 	f.IntVar(&wc.maxExports, "max-exports", watch.DefaultMaxConcurrentExports, "exports running at once; more are answered 429")
 	f.DurationVar(&wc.maxExport, "max-export", watch.DefaultMaxExport, "longest export window (?last=)")
+	f.StringVar(&wc.archive, "archive", "", "record archive (the --out of chrysalis record): show its last segments")
 	return c
 }
 
@@ -162,7 +164,8 @@ func runWatch(ctx context.Context, stdout io.Writer, wc watchConfig) error {
 
 	w, err := watch.New(watch.Options{Client: cl, Cameras: wc.cameras, DisableHLS: wc.noHLS,
 		PreviewFPS: wc.previewFPS, PreviewWidth: wc.previewWidth, Logger: log,
-		AllowedHosts: allowed, Token: wc.token, MaxConcurrentExports: wc.maxExports, MaxExport: wc.maxExport})
+		AllowedHosts: allowed, Token: wc.token, MaxConcurrentExports: wc.maxExports, MaxExport: wc.maxExport,
+		Archive: wc.archive})
 	if err != nil {
 		return err
 	}
