@@ -159,8 +159,14 @@ func (c *camRec) run(ctx context.Context, cam *chrysalis.Camera) {
 // startAfter returns the id recording reads after: just before the
 // keyframe at or before onAt - PreRoll (or before the first packet from
 // then on when the cache has no keyframe before it, or before that time when
-// the cache does not reach it yet), but never before the last packet
-// already recorded.
+// the cache does not reach it yet).
+//
+// When that reaches into what an earlier switch-on recorded (switched off
+// and on again within the pre-roll), recording resumes at the first packet
+// not recorded, and since a segment must start at a keyframe, from the
+// keyframe at or before it: the new segment repeats up to one GOP of the
+// previous one's tail rather than losing the packets up to the next
+// keyframe. (When no packet has come since, it reads after the last one.)
 func (c *camRec) startAfter(ctx context.Context, cam *chrysalis.Camera, onAt time.Time) (cache.ID, error) {
 	start := onAt.Add(-c.o.PreRoll)
 	ws, ok, err := cam.WindowStart(ctx, start, start.Add(24*time.Hour))
@@ -174,11 +180,21 @@ func (c *camRec) startAfter(ctx context.Context, cam *chrysalis.Camera, onAt tim
 			from = ws.Keyframe.ID
 		}
 	}
-	after := before(from)
-	if c.haveLast && after.Compare(c.last) < 0 {
-		after = c.last
+	if !c.haveLast || from.Compare(c.last) > 0 {
+		return before(from), nil
 	}
-	return after, nil
+	ws, ok, err = cam.WindowStartIDs(ctx, c.last.Next(), cache.MaxID)
+	switch {
+	case err != nil:
+		return cache.ID{}, err
+	case !ok:
+		return c.last, nil
+	case ws.HasKeyframe && ws.Keyframe.ID.Compare(from) > 0:
+		return before(ws.Keyframe.ID), nil
+	case ws.HasKeyframe:
+		return before(from), nil
+	}
+	return before(ws.First.ID), nil
 }
 
 // before is the greatest id below id.
@@ -278,6 +294,9 @@ func (c *camRec) write(ctx context.Context, p cache.Packet) {
 func (c *camRec) open(ctx context.Context, p cache.Packet) bool {
 	path := filepath.Join(c.dir, segmentName(c.id, p.ID.MS))
 	codec, err := c.cache.Codec(ctx, c.id)
+	if ctx.Err() != nil {
+		return false // closing: no new segment
+	}
 	if err != nil && !errors.Is(err, cache.ErrNotFound) && !errors.Is(err, cache.ErrUnknownCamera) {
 		c.log.Error("record: reading the codec failed", "err", err)
 		return false

@@ -185,8 +185,10 @@ func TestRetention(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer rec.Close()
-			// 30 s of history: 15 segments, more than either bound keeps.
-			eventually(t, 15*time.Second, "12 segments", func() bool { return stats(t, rec, "cam").Segments >= 12 })
+			// 30 s of history: 15 segments, more than either bound keeps;
+			// the 15th ends at the first live keyframe, so the open one is
+			// recent.
+			eventually(t, 15*time.Second, "15 segments", func() bool { return stats(t, rec, "cam").Segments >= 15 })
 			before := time.Now()
 			if err := rec.Close(); err != nil {
 				t.Fatal(err)
@@ -436,5 +438,83 @@ func TestPostRollTwoCameras(t *testing.T) {
 		if last.After(end) || last.Before(end.Add(-2*testclip.LiveStep)) {
 			t.Errorf("camera %s: last packet at %v; post-roll ends at %v", c, last, end)
 		}
+	}
+}
+
+// Switched off and on again within the pre-roll: the new segment resumes
+// at the keyframe at or before the first packet not recorded, so no packet
+// between the two recordings is lost (up to one GOP is repeated).
+func TestOffOnWithinPreRoll(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{})
+	defer mc.Close()
+	live := clip.Live(t, mc, "cam", 3*time.Second)
+	defer live.Stop()
+	cl := chrysalis.New(mc, chrysalis.Options{})
+	defer cl.Close()
+	dir := t.TempDir()
+	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	ctx := context.Background()
+	if err := rec.Start(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "recording", func() bool { return stats(t, rec, "cam").Packets > 80 })
+	if err := rec.Stop(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam").Recording })
+	n := stats(t, rec, "cam").Packets
+	first, err := record.List(dir, "cam")
+	if err != nil || len(first) != 1 {
+		t.Fatalf("segments %+v, %v", first, err)
+	}
+	// Ten packets arrive while off; the pre-roll (5 s) reaches back into
+	// the first segment.
+	eventually(t, 3*time.Second, "packets while off", func() bool {
+		p, _ := mc.Range(ctx, "cam", first[0].Last.Next(), cache.MaxID, 0)
+		return len(p) >= 10
+	})
+	if err := rec.Start(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "second segment", func() bool { return stats(t, rec, "cam").Segments == 1 && stats(t, rec, "cam").Packets > n+10 })
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := record.List(dir, "cam")
+	if err != nil || len(segs) != 2 {
+		t.Fatalf("segments %+v, %v", segs, err)
+	}
+	a, err := record.ReadSegment(segs[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := record.ReadSegment(segs[1].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b[0].Keyframe || b[0].ID.Compare(a[len(a)-1].ID) > 0 {
+		t.Fatalf("second segment starts at %v (key %v), after the first one's last packet %v: packets lost",
+			b[0].ID, b[0].Keyframe, a[len(a)-1].ID)
+	}
+	cached, err := mc.Range(ctx, "cam", a[0].ID, b[len(b)-1].ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[cache.ID]bool{}
+	for _, p := range append(a, b...) {
+		seen[p.ID] = true
+	}
+	for _, p := range cached {
+		if !seen[p.ID] {
+			t.Fatalf("cached packet %v is in no segment", p.ID)
+		}
+	}
+	if rep := len(a) + len(b) - len(cached); rep >= 50 {
+		t.Errorf("%d packets repeated; want less than a GOP", rep)
 	}
 }

@@ -374,3 +374,60 @@ func TestRecordSIGKILL(t *testing.T) {
 		t.Errorf("recovered segment plays %d packets, %d before", len(got), plays)
 	}
 }
+
+// redis-cli HSET of the store field starts and stops a running `chrysalis
+// record` within one second (a segment opens; the segment is finalised).
+func TestRecordRedisCLISwitch(t *testing.T) {
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Skip("no redis-cli")
+	}
+	clip := testclip.Load(t, "clip720.mp4")
+	srv := testredis.Start(t, testredis.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	live := clip.Live(t, rc, "cam", 3*time.Second)
+	defer live.Stop()
+	cli := func(v string) time.Time {
+		t.Helper()
+		t0 := time.Now()
+		if b, err := exec.CommandContext(ctx, "redis-cli", "-u", srv.URL(), "HSET", rediscache.AccessKey("cam"), "store", v).CombinedOutput(); err != nil {
+			t.Fatalf("redis-cli: %v: %s", err, b)
+		}
+		return t0
+	}
+	cli("0")
+	out := t.TempDir()
+	parts := func() int {
+		p, _ := filepath.Glob(filepath.Join(out, "cam", ".cam_*.part"))
+		return len(p)
+	}
+	finished := func() int {
+		p, _ := filepath.Glob(filepath.Join(out, "cam", "cam_*.mp4"))
+		return len(p)
+	}
+	cmd, stderr := startRecord(t, ctx, srv, "--camera", "cam", "--out", out, "--segment", "1h")
+	for i := range 2 {
+		t0 := cli("1")
+		waitFor(t, ctx, "store=1 opens a segment", func() bool { return parts() == 1 })
+		on := time.Since(t0)
+		t0 = cli("0")
+		waitFor(t, ctx, "store=0 finalises it", func() bool { return parts() == 0 && finished() == i+1 })
+		off := time.Since(t0)
+		t.Logf("redis-cli HSET store 1: recording after %v; store 0: segment finalised after %v", on.Round(time.Millisecond),
+			off.Round(time.Millisecond))
+		if on > time.Second || off > time.Second {
+			t.Errorf("switch took %v on, %v off; want within 1 s", on, off)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("record: %v; stderr %s", err, stderr.String())
+	}
+}
