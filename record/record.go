@@ -21,6 +21,13 @@
 // finalised. After SIGKILL the temporary file plays up to its last
 // fragment: the loss is at most one keyframe interval (GOP) plus one
 // packet; New renames such leftovers into place.
+//
+// Index: beside each segment, <name>.idx holds one JSON line per packet
+// (its cache id and fields but the data); List reads it, ReadSegment turns a
+// segment back into the cached packets, and WithArchive puts the archive
+// behind a cache, so an export of a window the cache has trimmed reads it
+// from the segments. Trigger is a flow sink switching recording on at
+// events and off a while after the last one.
 package record
 
 import (

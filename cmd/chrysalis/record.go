@@ -62,7 +62,11 @@ the edge proxy) follow it.
 
 --keep bounds the archive per camera: a duration (1h: delete segments that
 started longer ago) or a size (500MB, 2GiB: delete the oldest finished
-segments beyond it).`,
+segments beyond it).
+
+Beside each segment, <name>.idx indexes its packets (cache ids, timestamps):
+record ls lists the segments from it, and export --archive DIR reads from the
+archive what the cache has trimmed.`,
 		Example: `  chrysalis record --redis-url redis://localhost:6379 --camera cam1 --out /var/archive --keep 24h
   chrysalis record --camera cam1 --camera door --out archive --segment 5m --keep 20GB --always
   chrysalis record --on --camera cam1`,

@@ -69,7 +69,11 @@ connection is plain HTTP, so put a TLS proxy in front to cross an untrusted
 network.
 
 Exports are limited to --max-exports at once (429 beyond) and --max-export
-long.`,
+long.
+
+With --archive DIR (the --out of chrysalis record) the page adds a Recording
+panel: each camera's store switch with a button, whether a segment is being
+written, and the last segments as links.`,
 		Example: `  chrysalis watch --redis-url redis://localhost:6379 --camera cam1
   chrysalis watch --camera cam1 --camera door --http 127.0.0.1:9000
   CHRYSALIS_WATCH_TOKEN=$(openssl rand -hex 16) chrysalis watch --camera cam1 --http 0.0.0.0:8080 --allow-host cams.lan`,
