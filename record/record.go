@@ -84,7 +84,9 @@ type Options struct {
 	// rediscache.Cache, else none.
 	Switch Switch
 	// Poll is how often the Switch is read. Default DefaultPoll (500 ms),
-	// so a change is followed within about half a second.
+	// so a change is followed within about half a second; at once when
+	// the Switch is a Notifier that signals it (RedisSwitch with keyspace
+	// notifications on).
 	Poll time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -250,11 +252,18 @@ func (r *Recorder) set(ctx context.Context, id string, on bool, t time.Time) err
 	return nil
 }
 
-// follow polls the Switch every Poll and applies its changes (at the time
-// they are seen). A camera without the field is left as it is.
+// follow polls the Switch every Poll, and at once when a Notifier signals,
+// and applies its changes (at the time they are seen). A camera without
+// the field is left as it is.
 func (r *Recorder) follow(ctx context.Context) {
 	tick := time.NewTicker(r.o.Poll)
 	defer tick.Stop()
+	var wake <-chan struct{}
+	if n, ok := r.o.Switch.(Notifier); ok {
+		w, stop := n.Notify(ctx, r.order)
+		defer stop()
+		wake = w
+	}
 	failing := false
 	for {
 		for _, id := range r.order {
@@ -281,6 +290,7 @@ func (r *Recorder) follow(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-wake:
 		}
 	}
 }

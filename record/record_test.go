@@ -518,3 +518,49 @@ func TestOffOnWithinPreRoll(t *testing.T) {
 		t.Errorf("%d packets repeated; want less than a GOP", rep)
 	}
 }
+
+// With keyspace notifications on (notify-keyspace-events Kh), a change of
+// the store field is followed at once, not at the next poll (an hour here).
+func TestRedisSwitchNotifications(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	srv := testredis.Start(t, testredis.Options{})
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	if err := rdb.ConfigSet(ctx, "notify-keyspace-events", "Kh").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	live := clip.Live(t, rc, "cam", 3*time.Second)
+	defer live.Stop()
+	key := rediscache.AccessKey("cam")
+	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	cl := chrysalis.New(rc, chrysalis.Options{})
+	defer cl.Close()
+	dir := t.TempDir()
+	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour, Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	// The subscription is up once Redis counts it.
+	eventually(t, 2*time.Second, "subscribed", func() bool { return rdb.PubSubNumPat(ctx).Val() == 1 })
+	if err := rdb.HSet(ctx, key, "store", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	on := eventually(t, 2*time.Second, "store=1 starts", func() bool { return stats(t, rec, "cam").Packets > 0 })
+	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	off := eventually(t, 2*time.Second, "store=0 stops", func() bool { return stats(t, rec, "cam").Segments == 1 })
+	t.Logf("with keyspace notifications: on after %v, segment finalised after %v", on, off)
+	if on > 300*time.Millisecond || off > 300*time.Millisecond {
+		t.Errorf("on after %v, off after %v; want at once", on, off)
+	}
+}

@@ -52,7 +52,8 @@ run renames it into place.
 
 Recording follows the edge proxy's storage switch, the "store" field of
 last_access_time_<camera> in Redis ("1" on, "0" off; our ingest sets it to
-"1" when the camera starts unless already set), read every 0.5 s. Switching on
+"1" when the camera starts unless already set), read every 0.5 s, and at once
+when Redis sends keyspace notifications (CONFIG SET notify-keyspace-events Kh). Switching on
 at t records from the keyframe at or before t - --pre-roll, from the cache;
 switching off at t records through t + --post-roll. --always records from the
 start and ignores the switch.
