@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/chryscloud/chrysalis-go/cache"
@@ -25,9 +26,10 @@ type archived struct {
 	cache.Cache
 	dir string
 
-	mu   sync.Mutex
-	path string // the segment last read, kept for the next page
-	pkts []cache.Packet
+	mu    sync.Mutex
+	infos map[string]SegmentInfo // by path
+	path  string                 // the segment last read, kept for the next page
+	pkts  []cache.Packet
 }
 
 // maxRetries bounds how often Range starts over because the cache trimmed
@@ -121,16 +123,38 @@ func (a *archived) KeyframeAtOrBefore(ctx context.Context, camera string, at cac
 }
 
 // segments lists the camera's indexed segments; a camera never archived
-// has none.
+// has none. A finished segment never changes, so its index is read once.
 func (a *archived) segments(camera string) ([]SegmentInfo, error) {
-	segs, err := List(a.dir, camera)
-	if err != nil && !errors.Is(err, ErrNoIndex) {
-		if len(segs) == 0 && errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return segs, err
+	segs, err := Segments(filepath.Join(a.dir, camera), camera)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
-	return segs, nil
+	if err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	a.mu.Lock()
+	known := a.infos
+	a.mu.Unlock()
+	out := make([]SegmentInfo, 0, len(segs))
+	infos := make(map[string]SegmentInfo, len(segs)) // forgets deleted segments
+	for _, s := range segs {
+		si, ok := known[s.Path]
+		if !ok {
+			si, err = info(s)
+			if errors.Is(err, ErrNoIndex) {
+				continue // not readable from the archive
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		infos[s.Path] = si
+		out = append(out, si)
+	}
+	a.mu.Lock()
+	a.infos = infos
+	a.mu.Unlock()
+	return out, nil
 }
 
 // fromArchive returns up to count (<= 0: all) archived packets in
