@@ -207,8 +207,8 @@ func (a *archived) read(s SegmentInfo) ([]cache.Packet, error) {
 
 // ReadSegment reads a finished segment back as the packets the cache held:
 // the data from the MP4, the rest (id, timestamps, numbers, codec fields)
-// from its index. Packets past the first disagreement between the two are
-// an error.
+// from its index. An indexed packet missing from the file, or not matching
+// it, is an error.
 func ReadSegment(path string) ([]cache.Packet, error) {
 	lines, err := readIndex(indexPath(path))
 	if errors.Is(err, os.ErrNotExist) {
@@ -221,8 +221,10 @@ func ReadSegment(path string) ([]cache.Packet, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every indexed packet must be in the file; a packet past the index
+	// (its line failed to write, and the segment ended there) is left out.
 	n := match(pkts, lines)
-	if n != len(lines) || n != len(pkts) {
+	if n != len(lines) {
 		return nil, fmt.Errorf("record: %s: %d packets, %d index lines, %d agree", path, len(pkts), len(lines), n)
 	}
 	out := make([]cache.Packet, n)
