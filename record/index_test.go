@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,6 +124,24 @@ func TestList(t *testing.T) {
 	if i != len(pkts) {
 		t.Errorf("segments hold %d packets, %d cached", i, len(pkts))
 	}
+	// A last line cut short (a kill during its write) is ignored; a broken
+	// line before the last is an error.
+	idx0 := strings.TrimSuffix(segs[0].Path, ".mp4") + ".idx"
+	f, err := os.OpenFile(idx0, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"id":"17`)
+	f.Close()
+	if got, err := record.List(dir, "cam"); err != nil || got[0].Frames != segs[0].Frames {
+		t.Errorf("index with a cut last line: %+v, %v", got[0], err)
+	}
+	if err := os.WriteFile(idx0, []byte("{}\n{\"id\":\"1-0\",\"n\":1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := record.List(dir, "cam"); err == nil || len(got) != 4 {
+		t.Errorf("broken index: %d segments, %v", len(got), err)
+	}
 	if _, err := record.List(dir, "nope"); err == nil {
 		t.Error("List of a camera never recorded: no error")
 	}
@@ -131,7 +150,7 @@ func TestList(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := record.List(dir, "cam")
-	if !errors.Is(err, record.ErrNoIndex) || len(got) != 4 {
+	if !errors.Is(err, record.ErrNoIndex) || len(got) != 3 {
 		t.Errorf("List without one index: %d segments, %v", len(got), err)
 	}
 }
