@@ -1,6 +1,7 @@
 package record
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,7 +72,7 @@ func (c *camRec) retain(now time.Time) {
 		if !old && !big {
 			break
 		}
-		if err := os.Remove(s.Path); err != nil {
+		if err := errors.Join(os.Remove(s.Path), removeIfExists(indexPath(s.Path))); err != nil {
 			c.log.Warn("record: deleting a segment failed", "file", s.Path, "err", err)
 			continue
 		}
@@ -82,7 +83,9 @@ func (c *camRec) retain(now time.Time) {
 
 // recover renames segments a killed recorder left under their temporary
 // names (".<name>.mp4.*.part", fragmented, playable up to their last
-// fragment) into place, unless a finished file of that name exists.
+// fragment) into place, unless a finished file of that name exists, and
+// cuts their index to the packets they play. A file that plays nothing is
+// removed with its index.
 func (c *camRec) recover() {
 	parts, _ := filepath.Glob(filepath.Join(c.dir, "."+c.id+"_*.mp4.*.part"))
 	for _, p := range parts {
@@ -92,7 +95,17 @@ func (c *camRec) recover() {
 		if _, err := os.Stat(dst); err == nil {
 			continue
 		}
-		err := os.Chmod(p, 0o644)
+		n, err := reconcile(p, indexPath(dst))
+		if err == nil && n == 0 {
+			c.log.Info("record: removed an empty segment left by a killed recorder", "file", p)
+			err = errors.Join(os.Remove(p), removeIfExists(indexPath(dst)))
+			if err == nil {
+				continue
+			}
+		}
+		if err == nil {
+			err = os.Chmod(p, 0o644)
+		}
 		if err == nil {
 			err = os.Rename(p, dst)
 		}
@@ -100,6 +113,6 @@ func (c *camRec) recover() {
 			c.log.Warn("record: recovering a segment left by a killed recorder failed", "file", p, "err", err)
 			continue
 		}
-		c.log.Info("record: recovered a segment left by a killed recorder", "file", dst)
+		c.log.Info("record: recovered a segment left by a killed recorder", "file", dst, "packets", n)
 	}
 }

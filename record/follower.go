@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -29,10 +30,11 @@ const (
 // offAt) is guarded by mu; the open segment and the cursor belong to the
 // follower goroutine (run).
 type camRec struct {
-	o   *Options
-	id  string
-	dir string
-	log *slog.Logger
+	o     *Options
+	cache cache.Cache
+	id    string
+	dir   string
+	log   *slog.Logger
 
 	// swMu orders the Switch's reads and writes with the API's.
 	swMu   sync.Mutex
@@ -48,6 +50,7 @@ type camRec struct {
 
 	// Owned by the follower.
 	w        *mp4.Writer
+	idx      *indexWriter
 	segMS    uint64 // the open segment's first packet's ms
 	last     cache.ID
 	lastNum  int64
@@ -158,8 +161,14 @@ func (c *camRec) run(ctx context.Context, cam *chrysalis.Camera) {
 // startAfter returns the id recording reads after: just before the
 // keyframe at or before onAt - PreRoll (or before the first packet from
 // then on when the cache has no keyframe before it, or before that time when
-// the cache does not reach it yet), but never before the last packet
-// already recorded.
+// the cache does not reach it yet).
+//
+// When that reaches into what an earlier switch-on recorded (switched off
+// and on again within the pre-roll), recording resumes at the first packet
+// not recorded, and since a segment must start at a keyframe, from the
+// keyframe at or before it: the new segment repeats up to one GOP of the
+// previous one's tail rather than losing the packets up to the next
+// keyframe. (When no packet has come since, it reads after the last one.)
 func (c *camRec) startAfter(ctx context.Context, cam *chrysalis.Camera, onAt time.Time) (cache.ID, error) {
 	start := onAt.Add(-c.o.PreRoll)
 	ws, ok, err := cam.WindowStart(ctx, start, start.Add(24*time.Hour))
@@ -173,11 +182,21 @@ func (c *camRec) startAfter(ctx context.Context, cam *chrysalis.Camera, onAt tim
 			from = ws.Keyframe.ID
 		}
 	}
-	after := before(from)
-	if c.haveLast && after.Compare(c.last) < 0 {
-		after = c.last
+	if !c.haveLast || from.Compare(c.last) > 0 {
+		return before(from), nil
 	}
-	return after, nil
+	ws, ok, err = cam.WindowStartIDs(ctx, c.last.Next(), cache.MaxID)
+	switch {
+	case err != nil:
+		return cache.ID{}, err
+	case !ok:
+		return c.last, nil
+	case ws.HasKeyframe && ws.Keyframe.ID.Compare(from) > 0:
+		return before(ws.Keyframe.ID), nil
+	case ws.HasKeyframe:
+		return before(from), nil
+	}
+	return before(ws.First.ID), nil
 }
 
 // before is the greatest id below id.
@@ -216,7 +235,7 @@ func (c *camRec) record(ctx context.Context, cam *chrysalis.Camera, gen uint64, 
 			if c.offIfDue(gen, p.ID.MS) {
 				return true
 			}
-			c.write(p)
+			c.write(ctx, p)
 			after = p.ID
 		}
 		if ctx.Err() != nil {
@@ -227,7 +246,7 @@ func (c *camRec) record(ctx context.Context, cam *chrysalis.Camera, gen uint64, 
 
 // write adds p to the open segment, cutting segments at a keyframe past
 // Segment, at a gap in packet numbers and at a codec change.
-func (c *camRec) write(p cache.Packet) {
+func (c *camRec) write(ctx context.Context, p cache.Packet) {
 	c.feedAudio(p.ID.MS) // the audio up to p, to the segment p may end
 	gap := c.haveLast && media.NumberGap(c.lastNum, p.Number)
 	c.last, c.lastNum, c.haveLast = p.ID, p.Number, true
@@ -243,20 +262,29 @@ func (c *camRec) write(p cache.Packet) {
 			c.skipped.Add(1)
 			return
 		}
-		if !c.open(p) {
+		if !c.open(ctx, p) {
 			c.skipped.Add(1)
 			return
 		}
 	}
+	skipped := c.w.Stats().Skipped
 	err := c.w.WritePacket(p)
 	if errors.Is(err, mp4.ErrCodecChanged) {
 		c.log.Info("record: codec changed; new segment", "at", p.ID)
 		c.finish()
-		if !c.open(p) {
+		if !c.open(ctx, p) {
 			c.skipped.Add(1)
 			return
 		}
+		skipped = c.w.Stats().Skipped
 		err = c.w.WritePacket(p)
+	}
+	if err == nil && len(p.Data) > 0 && c.w.Stats().Skipped == skipped {
+		// Before p can reach the file: the writer holds it until the next
+		// packet, and cuts its fragment at the next keyframe.
+		if err = c.idx.add(p); err != nil {
+			err = fmt.Errorf("writing the index: %w", err)
+		}
 	}
 	if err != nil {
 		c.log.Error("record: writing failed; the segment ends", "at", p.ID, "err", err)
@@ -267,15 +295,30 @@ func (c *camRec) write(p cache.Packet) {
 	c.packets.Add(1)
 }
 
-// open starts a segment at keyframe p.
-func (c *camRec) open(p cache.Packet) bool {
+// open starts a segment at keyframe p. The camera's codec parameters fill
+// in what p lacks (a writer that puts them in the codec key only).
+func (c *camRec) open(ctx context.Context, p cache.Packet) bool {
 	path := filepath.Join(c.dir, segmentName(c.id, p.ID.MS))
-	w, err := mp4.NewWriter(path, mp4.Options{Mode: mp4.Remux, FragmentedMP4: true, Logger: c.log})
+	codec, err := c.cache.Codec(ctx, c.id)
+	if ctx.Err() != nil {
+		return false // closing: no new segment
+	}
+	if err != nil && !errors.Is(err, cache.ErrNotFound) && !errors.Is(err, cache.ErrUnknownCamera) {
+		c.log.Error("record: reading the codec failed", "err", err)
+		return false
+	}
+	w, err := mp4.Create(path, codec, mp4.Options{Mode: mp4.Remux, FragmentedMP4: true, Logger: c.log})
 	if err != nil {
 		c.log.Error("record: creating the segment failed", "file", path, "err", err)
 		return false
 	}
-	c.w, c.segMS = w, p.ID.MS
+	idx, err := createIndex(indexPath(path))
+	if err != nil {
+		w.Close()
+		c.log.Error("record: creating the segment index failed", "file", path, "err", err)
+		return false
+	}
+	c.w, c.idx, c.segMS = w, idx, p.ID.MS
 	c.openAudio(p)
 	return true
 }
@@ -293,12 +336,12 @@ func (c *camRec) endSegment() error {
 		return nil
 	}
 	c.endAudio()
-	w := c.w
-	c.w = nil
-	err := w.Close()
+	w, idx := c.w, c.idx
+	c.w, c.idx = nil, nil
+	err := errors.Join(w.Close(), idx.close())
 	switch {
 	case errors.Is(err, mp4.ErrNoFrames):
-		err = nil
+		err = removeIfExists(indexPath(w.Path()))
 	case err == nil:
 		c.segments.Add(1)
 		st := w.Stats()

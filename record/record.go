@@ -21,6 +21,13 @@
 // finalised. After SIGKILL the temporary file plays up to its last
 // fragment: the loss is at most one keyframe interval (GOP) plus one
 // packet; New renames such leftovers into place.
+//
+// Index: beside each segment, <name>.idx holds one JSON line per packet
+// (its cache id and fields but the data); List reads it, ReadSegment turns a
+// segment back into the cached packets, and WithArchive puts the archive
+// behind a cache, so an export of a window the cache has trimmed reads it
+// from the segments. Trigger is a flow sink switching recording on at
+// events and off a while after the last one.
 package record
 
 import (
@@ -78,7 +85,9 @@ type Options struct {
 	// rediscache.Cache, else none.
 	Switch Switch
 	// Poll is how often the Switch is read. Default DefaultPoll (500 ms),
-	// so a change is followed within about half a second.
+	// so a change is followed within about half a second; at once when
+	// the Switch is a Notifier that signals it (RedisSwitch with keyspace
+	// notifications on).
 	Poll time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -160,7 +169,7 @@ func New(cl *chrysalis.Client, cameras []string, o Options) (*Recorder, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("record: %w", err)
 		}
-		c := &camRec{o: &r.o, id: id, dir: dir, log: o.Logger.With("camera", id), wake: make(chan struct{}, 1)}
+		c := &camRec{o: &r.o, cache: cl.Cache(), id: id, dir: dir, log: o.Logger.With("camera", id), wake: make(chan struct{}, 1)}
 		if ar, ok := cl.Cache().(cache.AudioReader); ok {
 			c.audio = &camAudio{ar: ar}
 		}
@@ -247,11 +256,18 @@ func (r *Recorder) set(ctx context.Context, id string, on bool, t time.Time) err
 	return nil
 }
 
-// follow polls the Switch every Poll and applies its changes (at the time
-// they are seen). A camera without the field is left as it is.
+// follow polls the Switch every Poll, and at once when a Notifier signals,
+// and applies its changes (at the time they are seen). A camera without
+// the field is left as it is.
 func (r *Recorder) follow(ctx context.Context) {
 	tick := time.NewTicker(r.o.Poll)
 	defer tick.Stop()
+	var wake <-chan struct{}
+	if n, ok := r.o.Switch.(Notifier); ok {
+		w, stop := n.Notify(ctx, r.order)
+		defer stop()
+		wake = w
+	}
 	failing := false
 	for {
 		for _, id := range r.order {
@@ -278,6 +294,7 @@ func (r *Recorder) follow(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-wake:
 		}
 	}
 }

@@ -185,8 +185,10 @@ func TestRetention(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer rec.Close()
-			// 30 s of history: 15 segments, more than either bound keeps.
-			eventually(t, 15*time.Second, "12 segments", func() bool { return stats(t, rec, "cam").Segments >= 12 })
+			// 30 s of history: 15 segments, more than either bound keeps;
+			// the 15th ends at the first live keyframe, so the open one is
+			// recent.
+			eventually(t, 15*time.Second, "15 segments", func() bool { return stats(t, rec, "cam").Segments >= 15 })
 			before := time.Now()
 			if err := rec.Close(); err != nil {
 				t.Fatal(err)
@@ -436,5 +438,129 @@ func TestPostRollTwoCameras(t *testing.T) {
 		if last.After(end) || last.Before(end.Add(-2*testclip.LiveStep)) {
 			t.Errorf("camera %s: last packet at %v; post-roll ends at %v", c, last, end)
 		}
+	}
+}
+
+// Switched off and on again within the pre-roll: the new segment resumes
+// at the keyframe at or before the first packet not recorded, so no packet
+// between the two recordings is lost (up to one GOP is repeated).
+func TestOffOnWithinPreRoll(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{})
+	defer mc.Close()
+	live := clip.Live(t, mc, "cam", 3*time.Second)
+	defer live.Stop()
+	cl := chrysalis.New(mc, chrysalis.Options{})
+	defer cl.Close()
+	dir := t.TempDir()
+	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	ctx := context.Background()
+	if err := rec.Start(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "recording", func() bool { return stats(t, rec, "cam").Packets > 80 })
+	if err := rec.Stop(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam").Recording })
+	n := stats(t, rec, "cam").Packets
+	first, err := record.List(dir, "cam")
+	if err != nil || len(first) != 1 {
+		t.Fatalf("segments %+v, %v", first, err)
+	}
+	// Ten packets arrive while off; the pre-roll (5 s) reaches back into
+	// the first segment.
+	eventually(t, 3*time.Second, "packets while off", func() bool {
+		p, _ := mc.Range(ctx, "cam", first[0].Last.Next(), cache.MaxID, 0)
+		return len(p) >= 10
+	})
+	if err := rec.Start(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "second segment", func() bool { return stats(t, rec, "cam").Segments == 1 && stats(t, rec, "cam").Packets > n+10 })
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := record.List(dir, "cam")
+	if err != nil || len(segs) != 2 {
+		t.Fatalf("segments %+v, %v", segs, err)
+	}
+	a, err := record.ReadSegment(segs[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := record.ReadSegment(segs[1].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b[0].Keyframe || b[0].ID.Compare(a[len(a)-1].ID) > 0 {
+		t.Fatalf("second segment starts at %v (key %v), after the first one's last packet %v: packets lost",
+			b[0].ID, b[0].Keyframe, a[len(a)-1].ID)
+	}
+	cached, err := mc.Range(ctx, "cam", a[0].ID, b[len(b)-1].ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[cache.ID]bool{}
+	for _, p := range append(a, b...) {
+		seen[p.ID] = true
+	}
+	for _, p := range cached {
+		if !seen[p.ID] {
+			t.Fatalf("cached packet %v is in no segment", p.ID)
+		}
+	}
+	if rep := len(a) + len(b) - len(cached); rep >= 50 {
+		t.Errorf("%d packets repeated; want less than a GOP", rep)
+	}
+}
+
+// With keyspace notifications on (notify-keyspace-events Kh), a change of
+// the store field is followed at once, not at the next poll (an hour here).
+func TestRedisSwitchNotifications(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	srv := testredis.Start(t, testredis.Options{})
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	if err := rdb.ConfigSet(ctx, "notify-keyspace-events", "Kh").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	live := clip.Live(t, rc, "cam", 3*time.Second)
+	defer live.Stop()
+	key := rediscache.AccessKey("cam")
+	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	cl := chrysalis.New(rc, chrysalis.Options{})
+	defer cl.Close()
+	dir := t.TempDir()
+	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour, Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	// The subscription is up once Redis counts it.
+	eventually(t, 2*time.Second, "subscribed", func() bool { return rdb.PubSubNumPat(ctx).Val() == 1 })
+	if err := rdb.HSet(ctx, key, "store", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	on := eventually(t, 2*time.Second, "store=1 starts", func() bool { return stats(t, rec, "cam").Packets > 0 })
+	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	off := eventually(t, 2*time.Second, "store=0 stops", func() bool { return stats(t, rec, "cam").Segments == 1 })
+	t.Logf("with keyspace notifications: on after %v, segment finalised after %v", on, off)
+	if on > 300*time.Millisecond || off > 300*time.Millisecond {
+		t.Errorf("on after %v, off after %v; want at once", on, off)
 	}
 }

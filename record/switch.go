@@ -18,15 +18,29 @@ type Switch interface {
 	Set(ctx context.Context, camera string, on bool) error
 }
 
+// Notifier is a Switch that can also tell when it may have changed, so a
+// Recorder need not wait for its next poll.
+type Notifier interface {
+	// Notify returns a channel that receives (without blocking: one
+	// pending signal at most) when a camera's state may have changed,
+	// until stop, which waits for what Notify started to end.
+	Notify(ctx context.Context, cameras []string) (wake <-chan struct{}, stop func())
+}
+
 // RedisSwitch is the edge proxy's storage switch: the field "store" ("1"
 // on, "0" off) of the hash last_access_time_<camera> (rediscache.AccessKey).
-// The Recorder polls it (Options.Poll), since keyspace notifications are
-// off by default in Redis.
+// The Recorder polls it (Options.Poll). It also subscribes to the keys'
+// keyspace notifications, which Redis sends when configured to
+// (notify-keyspace-events with K and h, e.g. "Kh"; off by default): a
+// change is then followed at once.
 func RedisSwitch(rdb redis.UniversalClient) Switch { return redisSwitch{rdb} }
 
 type redisSwitch struct{ rdb redis.UniversalClient }
 
-var _ Switch = redisSwitch{}
+var (
+	_ Switch   = redisSwitch{}
+	_ Notifier = redisSwitch{}
+)
 
 func (s redisSwitch) Get(ctx context.Context, cam string) (on, ok bool, err error) {
 	v, err := s.rdb.HGet(ctx, rediscache.AccessKey(cam), "store").Result()
@@ -45,4 +59,32 @@ func (s redisSwitch) Set(ctx context.Context, cam string, on bool) error {
 		v = "1"
 	}
 	return s.rdb.HSet(ctx, rediscache.AccessKey(cam), "store", v).Err()
+}
+
+func (s redisSwitch) Notify(ctx context.Context, cams []string) (<-chan struct{}, func()) {
+	pats := make([]string, len(cams))
+	for i, c := range cams {
+		pats[i] = "__keyspace@*__:" + rediscache.AccessKey(c)
+	}
+	ps := s.rdb.PSubscribe(ctx, pats...)
+	wake := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, err := ps.ReceiveMessage(ctx); err != nil {
+				// Closed, or Redis unreachable or refusing (ACL): the
+				// poll goes on; retry the subscription a second later.
+				if ctx.Err() != nil || !sleep(ctx, retryPause) {
+					return
+				}
+				continue
+			}
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return wake, func() { ps.Close(); <-done }
 }

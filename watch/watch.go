@@ -54,6 +54,7 @@ import (
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/metrics"
+	"github.com/chryscloud/chrysalis-go/record"
 	"github.com/chryscloud/chrysalis-go/sink"
 	"github.com/chryscloud/chrysalis-go/source"
 	"github.com/chryscloud/chrysalis-go/watch/hls"
@@ -135,6 +136,13 @@ type Options struct {
 	// requests then carry). Others get 401. Default "": no authentication,
 	// fit only for loopback.
 	Token string
+	// Archive is a record archive (record.Options.Dir) whose recording
+	// state and last RecordSegments segments the page shows per camera,
+	// with the storage switch (RecordSwitch; default the Redis one when
+	// the cache is Redis). See record.go for the endpoints.
+	Archive        string
+	RecordSwitch   record.Switch
+	RecordSegments int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -351,6 +359,7 @@ func (w *Watch) routes() http.Handler {
 	mux.HandleFunc("GET /api/export/{camera}", w.serveExport)
 	w.metricsRoutes(mux)
 	w.gridRoutes(mux)
+	w.recordRoutes(mux)
 	if w.hls != nil {
 		mux.Handle("GET /hls/", w.hls)
 	} else {

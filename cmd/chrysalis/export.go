@@ -17,6 +17,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/mp4"
+	"github.com/chryscloud/chrysalis-go/record"
 	"github.com/chryscloud/chrysalis-go/sink"
 )
 
@@ -41,7 +42,7 @@ type exportResult struct {
 
 func newExportCmd() *cobra.Command {
 	var rf readFlags
-	var from, to, out, format string
+	var from, to, out, format, archive string
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "export --camera ID --from TIME --to TIME -o out.mp4|DIR/",
@@ -63,6 +64,11 @@ prints how many files it wrote, one per decoded frame.
 
 TIME is RFC 3339, unix milliseconds, or relative to now such as -10s, between
 1970 and the year 9999.
+With --archive DIR (the --out of chrysalis record) an MP4 export reads the
+part of the window the cache has already trimmed from the recorder's archived
+segments, frame for frame the packets the cache held, and the rest from the
+cache.
+
 A progress bar shows when stderr is a terminal.`,
 		Example: `  chrysalis export --camera cam1 --from -30s --to now -o last30s.mp4
   chrysalis export --camera cam1 --from 2026-11-25T12:00:00Z --to 2026-11-25T12:00:05Z -o frames/ --format png`,
@@ -74,6 +80,9 @@ A progress bar shows when stderr is a terminal.`,
 			toDir := isDirTarget(out)
 			if !toDir && strings.ToLower(filepath.Ext(out)) != ".mp4" {
 				return usagef("-o %q: write to a .mp4 file or to a directory (end it with /)", out)
+			}
+			if archive != "" && toDir {
+				return usagef("--archive works with -o FILE.mp4 only")
 			}
 			if format != "jpg" && format != "png" {
 				return usagef("--format %q: want jpg or png", format)
@@ -99,7 +108,7 @@ A progress bar shows when stderr is a terminal.`,
 			if toDir {
 				res, err = exportImages(cmd.Context(), cl, rf.camera, start, end, out, format)
 			} else {
-				res, err = exportMP4(cmd.Context(), cl, rf.camera, start, end, out)
+				res, err = exportMP4(cmd.Context(), cl, rf.camera, start, end, out, archive)
 			}
 			if err != nil {
 				return err
@@ -127,6 +136,7 @@ A progress bar shows when stderr is a terminal.`,
 	f.StringVarP(&out, "output", "o", "", "FILE.mp4, or DIR/ for images")
 	f.StringVar(&format, "format", "jpg", "image format for -o DIR/: jpg or png")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.StringVar(&archive, "archive", "", "read what the cache has trimmed from this record archive (MP4 only)")
 	return c
 }
 
@@ -149,7 +159,7 @@ func estimate(ctx context.Context, cam *chrysalis.Camera, start, end time.Time) 
 	return int64(end.Sub(start).Seconds()*p.FPS) + 1
 }
 
-func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, end time.Time, out string) (exportResult, error) {
+func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, end time.Time, out, archive string) (exportResult, error) {
 	res := exportResult{Camera: camera, Output: out, Mode: "remux"}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return res, err
@@ -170,7 +180,11 @@ func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, 
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name()) // a no-op after the rename
-	st, err := mp4.Export(ctx, cl.Cache(), camera, cache.IDAt(start), cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)},
+	src := cl.Cache()
+	if archive != "" {
+		src = record.WithArchive(src, archive)
+	}
+	st, err := mp4.Export(ctx, src, camera, cache.IDAt(start), cache.ID{MS: uint64(end.UnixMilli()), Seq: ^uint64(0)},
 		tmp.Name(), sink.VideoOptions{}, tick)
 	if bar != nil {
 		bar.Finish()

@@ -2,17 +2,23 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	chrysalis "github.com/chryscloud/chrysalis-go"
+	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 	"github.com/chryscloud/chrysalis-go/record"
 )
@@ -46,7 +52,8 @@ run renames it into place.
 
 Recording follows the edge proxy's storage switch, the "store" field of
 last_access_time_<camera> in Redis ("1" on, "0" off; our ingest sets it to
-"1" when the camera starts unless already set), read every 0.5 s. Switching on
+"1" when the camera starts unless already set), read every 0.5 s, and at once
+when Redis sends keyspace notifications (CONFIG SET notify-keyspace-events Kh). Switching on
 at t records from the keyframe at or before t - --pre-roll, from the cache;
 switching off at t records through t + --post-roll. --always records from the
 start and ignores the switch.
@@ -56,7 +63,11 @@ the edge proxy) follow it.
 
 --keep bounds the archive per camera: a duration (1h: delete segments that
 started longer ago) or a size (500MB, 2GiB: delete the oldest finished
-segments beyond it).`,
+segments beyond it).
+
+Beside each segment, <name>.idx indexes its packets (cache ids, timestamps):
+record ls lists the segments from it, and export --archive DIR reads from the
+archive what the cache has trimmed.`,
 		Example: `  chrysalis record --redis-url redis://localhost:6379 --camera cam1 --out /var/archive --keep 24h
   chrysalis record --camera cam1 --camera door --out archive --segment 5m --keep 20GB --always
   chrysalis record --on --camera cam1`,
@@ -76,6 +87,76 @@ segments beyond it).`,
 	f.BoolVar(&rc.off, "off", false, "set the store switch of --camera off and exit")
 	f.BoolVarP(&rc.verbose, "verbose", "v", false, "debug logging")
 	f.DurationVar(&rc.timeout, "connect-timeout", 10*time.Second, "give up connecting to Redis after this long")
+	c.AddCommand(newRecordLsCmd())
+	return c
+}
+
+// segmentJSON is one line of record ls --json.
+type segmentJSON struct {
+	File      string    `json:"file"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	FirstID   string    `json:"first_id"`
+	LastID    string    `json:"last_id"`
+	Frames    int64     `json:"frames"`
+	Keyframes int64     `json:"keyframes"`
+	Size      int64     `json:"size"`
+}
+
+func newRecordLsCmd() *cobra.Command {
+	var cam, out string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "ls --camera ID --out DIR",
+		Short: "List a camera's archived segments: start, end, frames and size",
+		Long: `record ls reads the segment index that record writes next to each segment
+(<name>.idx) and lists the camera's finished segments in DIR/<camera>/, oldest
+first: the cache times of the first and last packet, the frames, and the
+file's size. A segment without an index is reported on stderr and left out.`,
+		Example: `  chrysalis record ls --camera cam1 --out /var/archive
+  chrysalis record ls --camera cam1 --out archive --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case cam == "":
+				return usagef("no camera: pass --camera ID")
+			case strings.ContainsAny(cam, `/\`) || cam == "." || cam == "..":
+				return usagef("--camera %q cannot name a directory", cam)
+			case out == "":
+				return usagef("no --out DIR: the archive to list")
+			}
+			segs, err := record.List(out, cam)
+			if err != nil && len(segs) == 0 {
+				if errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("camera %q: no archive in %s: %w", cam, out, cache.ErrNotFound)
+				}
+				return err
+			}
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "chrysalis record ls: %v\n", err)
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				list := make([]segmentJSON, len(segs))
+				for i, s := range segs {
+					list[i] = segmentJSON{File: s.Path, Start: s.Start, End: s.End, FirstID: s.First.String(),
+						LastID: s.Last.String(), Frames: s.Frames, Keyframes: s.Keyframes, Size: s.Size}
+				}
+				return json.NewEncoder(w).Encode(list)
+			}
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "START\tEND\tDURATION\tFRAMES\tSIZE\tFILE")
+			for _, s := range segs {
+				fmt.Fprintf(tw, "%s\t%s\t%.3fs\t%d\t%d\t%s\n", s.Start.Format(time.RFC3339Nano), s.End.Format(time.RFC3339Nano),
+					s.End.Sub(s.Start).Seconds(), s.Frames, s.Size, filepath.Base(s.Path))
+			}
+			return tw.Flush()
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cam, "camera", "", "camera id (required)")
+	f.StringVarP(&out, "out", "o", "", "archive directory, as given to record (required)")
+	f.BoolVar(&asJSON, "json", false, "print the segments as a JSON array")
 	return c
 }
 

@@ -38,6 +38,7 @@ type watchConfig struct {
 	token        string
 	maxExports   int
 	maxExport    time.Duration
+	archive      string
 }
 
 // watchTokenEnv names the environment variable --token defaults to. It is
@@ -71,7 +72,11 @@ connection is plain HTTP, so put a TLS proxy in front to cross an untrusted
 network.
 
 Exports are limited to --max-exports at once (429 beyond) and --max-export
-long.`,
+long.
+
+With --archive DIR (the --out of chrysalis record) the page adds a Recording
+panel: each camera's store switch with a button, whether a segment is being
+written, and the last segments as links.`,
 		Example: `  chrysalis watch --redis-url redis://localhost:6379 --camera cam1
   chrysalis watch --camera cam1 --camera door --http 127.0.0.1:9000
   CHRYSALIS_WATCH_TOKEN=$(openssl rand -hex 16) chrysalis watch --camera cam1 --http 0.0.0.0:8080 --allow-host cams.lan`,
@@ -91,6 +96,7 @@ long.`,
 	f.StringVar(&wc.token, "token", "", "bearer token every request must present (env "+watchTokenEnv+"; made up when bound beyond loopback)")
 	f.IntVar(&wc.maxExports, "max-exports", watch.DefaultMaxConcurrentExports, "exports running at once; more are answered 429")
 	f.DurationVar(&wc.maxExport, "max-export", watch.DefaultMaxExport, "longest export window (?last=)")
+	f.StringVar(&wc.archive, "archive", "", "record archive (the --out of chrysalis record): show its last segments")
 	return c
 }
 
@@ -165,7 +171,8 @@ func runWatch(ctx context.Context, stdout io.Writer, wc watchConfig) error {
 
 	w, err := watch.New(watch.Options{Client: cl, Cameras: wc.cameras, DisableHLS: wc.noHLS,
 		PreviewFPS: wc.previewFPS, PreviewWidth: wc.previewWidth, Logger: log,
-		AllowedHosts: allowed, Token: wc.token, MaxConcurrentExports: wc.maxExports, MaxExport: wc.maxExport})
+		AllowedHosts: allowed, Token: wc.token, MaxConcurrentExports: wc.maxExports, MaxExport: wc.maxExport,
+		Archive: wc.archive})
 	if err != nil {
 		return err
 	}
