@@ -380,3 +380,130 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatalf("%d packets lost in the failover, want at most 5 (the writes the dead master had not replicated)", missing)
 	}
 }
+
+// TestIngestLeases: 2 ingest processes given the same 4 live cameras and
+// --lease 2s share them 2 and 2, each camera written by one process; one
+// is killed with SIGKILL, and its cameras are ingested by the other
+// within the lease time plus one reconnect. The survivor releases its
+// leases when it exits.
+func TestIngestLeases(t *testing.T) {
+	clip := shortClip(t)
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cams := []string{"la", "lb", "lc", "ld"}
+	file := filepath.Join(t.TempDir(), "cameras.txt")
+	var list strings.Builder
+	list.WriteString("# id input\n")
+	for _, c := range cams {
+		fmt.Fprintf(&list, "%s %s\n", c, clip)
+	}
+	if err := os.WriteFile(file, []byte(list.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 2 * time.Second
+	args := []string{"ingest", "--redis-url", srv.URL(), "--cameras-file", file, "--realtime", "--loop", "--max-age", "1m", "--lease", ttl.String()}
+	procs := []*bgCLI{startCLI(t, nil, args...), startCLI(t, nil, args...)}
+	pidOf := func(owner string) int {
+		for _, p := range procs {
+			if strings.Contains(owner, fmt.Sprintf("-%d-", p.cmd.Process.Pid)) {
+				return p.cmd.Process.Pid
+			}
+		}
+		return 0
+	}
+	holders := func() map[string]int { // camera -> pid
+		m := map[string]int{}
+		for _, c := range cams {
+			if h, _ := rdb.Get(ctx, "chrysalis:lease:"+c).Result(); h != "" {
+				m[c] = pidOf(h)
+			}
+		}
+		return m
+	}
+	// lastMS is the newest packet's capture time of cam (0: none).
+	lastMS := func(cam string) int64 {
+		m, err := rdb.XRevRangeN(ctx, rediscache.QueueKey(cam), "+", "-", 1).Result()
+		if err != nil || len(m) == 0 {
+			return 0
+		}
+		id, _ := cache.ParseID(m[0].ID)
+		return int64(id.MS)
+	}
+	wait := func(what string, d time.Duration, ok func() bool) time.Duration {
+		start := time.Now()
+		for !ok() {
+			if time.Since(start) > d {
+				t.Fatalf("%s: not within %v\nprocess 1:\n%s\nprocess 2:\n%s", what, d, procs[0].stderr.String(), procs[1].stderr.String())
+			}
+			select { // polling Redis
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		return time.Since(start)
+	}
+	// Balanced: 2 cameras each, every camera written recently.
+	wait("2 cameras per process, all written", 20*time.Second, func() bool {
+		h := holders()
+		n := map[int]int{}
+		for _, pid := range h {
+			n[pid]++
+		}
+		if len(h) != 4 || n[procs[0].cmd.Process.Pid] != 2 || n[procs[1].cmd.Process.Pid] != 2 {
+			return false
+		}
+		now := time.Now().UnixMilli()
+		for _, c := range cams {
+			if now-lastMS(c) > 500 {
+				return false
+			}
+		}
+		return true
+	})
+	before := holders()
+	victim := procs[0]
+	var victimCams []string
+	for c, pid := range before {
+		if pid == victim.cmd.Process.Pid {
+			victimCams = append(victimCams, c)
+		}
+	}
+	// Steady state for a second: no camera written by two processes
+	// (two writers would interleave two packet numberings).
+	mark := time.Now()
+	wait("a second of steady state", 5*time.Second, func() bool { return time.Since(mark) > time.Second })
+	rc := rediscache.New(rdb, rediscache.Options{})
+	for _, c := range cams {
+		pkts, err := rc.Range(ctx, c, cache.ID{MS: uint64(mark.UnixMilli())}, cache.MaxID, 0)
+		if err != nil || len(pkts) < 10 {
+			t.Fatalf("camera %s: %d packets in the last second: %v", c, len(pkts), err)
+		}
+		for i := 1; i < len(pkts); i++ {
+			if pkts[i].Number <= pkts[i-1].Number {
+				t.Fatalf("camera %s: packet %d after %d: two writers?", c, pkts[i].Number, pkts[i-1].Number)
+			}
+		}
+	}
+
+	killed := time.Now()
+	victim.kill()
+	took := wait("the survivor ingests the dead process's cameras", ttl+ttl/4+5*time.Second, func() bool {
+		h := holders()
+		for _, c := range victimCams {
+			if h[c] != procs[1].cmd.Process.Pid || lastMS(c) < killed.UnixMilli()+100 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("cameras %v of the killed process written again by the other %v after the SIGKILL (lease %v)", victimCams, took.Round(10*time.Millisecond), ttl)
+	if err := procs[1].stop(); err != nil {
+		t.Fatalf("survivor: %v\n%s", err, procs[1].stderr.String())
+	}
+	if h := holders(); len(h) != 0 {
+		t.Fatalf("leases left after the survivor exited: %v", h)
+	}
+}
