@@ -507,3 +507,50 @@ func TestIngestLeases(t *testing.T) {
 		t.Fatalf("leases left after the survivor exited: %v", h)
 	}
 }
+
+// TestIngestCamerasFromRedis: the camera list is a hash in Redis, re-read
+// while running: a camera added is ingested, a camera removed is stopped
+// and its lease released.
+func TestIngestCamerasFromRedis(t *testing.T) {
+	clip := shortClip(t)
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := rdb.HSet(ctx, "chrysalis:cameras", "ra", clip, "rb", clip).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := startCLI(t, nil, "ingest", "--redis-url", srv.URL(), "--cameras-from", "redis", "--lease", "1s", "--realtime", "--loop", "--max-age", "1m")
+	recent := func(cam string) bool {
+		m, err := rdb.XRevRangeN(ctx, rediscache.QueueKey(cam), "+", "-", 1).Result()
+		if err != nil || len(m) == 0 {
+			return false
+		}
+		id, _ := cache.ParseID(m[0].ID)
+		return time.Now().UnixMilli()-int64(id.MS) < 300
+	}
+	held := func(cam string) bool { return rdb.Exists(ctx, "chrysalis:lease:"+cam).Val() == 1 }
+	wait := func(what string, ok func() bool) {
+		start := time.Now()
+		for !ok() {
+			if time.Since(start) > 15*time.Second {
+				t.Fatalf("%s: not within 15 s\n%s", what, p.stderr.String())
+			}
+			select { // polling Redis
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	wait("ra and rb ingested", func() bool { return recent("ra") && recent("rb") && held("ra") && held("rb") })
+	rdb.HDel(ctx, "chrysalis:cameras", "rb")
+	rdb.HSet(ctx, "chrysalis:cameras", "rc", clip)
+	wait("rc ingested, rb stopped and released", func() bool { return recent("rc") && !held("rb") && !recent("rb") && recent("ra") })
+	if err := p.stop(); err != nil {
+		t.Fatalf("ingest: %v\n%s", err, p.stderr.String())
+	}
+	if held("ra") || held("rc") {
+		t.Fatal("leases left after exit")
+	}
+}
