@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
 	"github.com/chryscloud/chrysalis-go/lease"
 )
@@ -162,4 +163,52 @@ func TestOptionsErrors(t *testing.T) {
 	if err := lease.Run(context.Background(), lease.Options{Client: rdb, TTL: time.Second, Every: time.Second}, list, nil); err == nil {
 		t.Fatal("renewing every TTL accepted")
 	}
+}
+
+// Two analytics workers share 4 cameras' graphs; when one stops, the other
+// runs all 4.
+func TestRunGraphs(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	cams := []string{"g1", "g2", "g3", "g4"}
+	list := func(context.Context) ([]string, error) { return cams, nil }
+	tr := &tracker{t: t, running: map[string]string{}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	build := func(worker string) func(context.Context, string) (*flow.Graph, error) {
+		return func(_ context.Context, cam string) (*flow.Graph, error) {
+			g := flow.New(flow.Options{Logger: log})
+			src := g.Source("cam", flow.SourceFunc(func(ctx context.Context, out chan<- flow.Image) error {
+				return tr.work(worker)(ctx, cam)
+			}))
+			g.Sink("discard", flow.SinkFunc(func(ctx context.Context, in <-chan flow.Image) error {
+				for range in {
+				}
+				return nil
+			}), src)
+			return g, nil
+		}
+	}
+	var wg sync.WaitGroup
+	cancels := map[string]context.CancelFunc{}
+	for _, w := range []string{"a", "b"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels[w] = cancel
+		wg.Go(func() {
+			if err := lease.RunGraphs(ctx, lease.Options{Client: rdb, Owner: w, Prefix: "graphs:", TTL: 800 * time.Millisecond, Logger: log}, list, build(w)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+		wg.Wait()
+	}()
+	waitFor(t, 10*time.Second, "2 graphs each", func() bool { c := tr.counts(); return c["a"] == 2 && c["b"] == 2 })
+	cancels["a"]()
+	waitFor(t, 10*time.Second, "b runs all 4", func() bool { return tr.counts()["b"] == 4 })
 }
