@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
+	"github.com/chryscloud/chrysalis-go/replay/parallel"
 )
 
 // The scale-out tests (issue 14): a real 3-master Redis Cluster and a real
@@ -553,4 +555,106 @@ func TestIngestCamerasFromRedis(t *testing.T) {
 	if held("ra") || held("rc") {
 		t.Fatal("leases left after exit")
 	}
+}
+
+// TestReplayWorkersKill: a past window of 3 cameras (30 GOPs) decoded by 3
+// worker processes sharing a consumer group; one is killed with SIGKILL
+// midway; the union of the workers' outputs holds every frame of the
+// window exactly once.
+func TestReplayWorkersKill(t *testing.T) {
+	clip := filepath.Join(t.TempDir(), "replay.mp4")
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25", "-t", "4",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-bf", "0",
+		"-pix_fmt", "yuv420p", "-y", clip).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	c := testclip.Load(t, clip)
+	cams := []string{"r1", "r2", "r3"}
+	t0 := time.Now().Add(-time.Hour).UnixMilli()
+	want := map[string]int{}
+	for _, cam := range cams {
+		c.WriteRedis(t, rdb, cam, t0, 40)
+		for i := 5; i <= 94; i++ { // the window: mid-GOP to mid-GOP
+			want[fmt.Sprintf("%s %d-0", cam, t0+int64(i)*40)] = 0
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	args := []string{"replay", "--redis-url", srv.URL(), "--from", fmt.Sprint(t0 + 5*40), "--to", fmt.Sprint(t0 + 94*40),
+		"--group", "g1", "--out", dir, "--claim-after", "1s", "--frame-delay", "15ms"}
+	for _, cam := range cams {
+		args = append(args, "--camera", cam)
+	}
+	var procs []*bgCLI
+	for range 3 {
+		procs = append(procs, startCLI(t, nil, args...))
+	}
+	lines := func() []string {
+		var all []string
+		files, _ := filepath.Glob(filepath.Join(dir, "*.frames"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			all = append(all, strings.Split(strings.TrimSpace(string(b)), "\n")...)
+		}
+		return slices.DeleteFunc(all, func(s string) bool { return s == "" })
+	}
+	// Kill one worker once a third of the frames are out.
+	for len(lines()) < len(want)/3 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("workers stalled at %d frames:\n%s", len(lines()), procs[0].stderr.String())
+		case <-time.After(20 * time.Millisecond): // polling the output files
+		}
+	}
+	select {
+	case <-procs[0].done:
+		t.Fatalf("worker 0 ended before it was killed: %v\n%s", procs[0].err, procs[0].stderr.String())
+	default:
+	}
+	pend, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: parallel.StreamKey("g1"), Group: "g1", Start: "-", End: "+", Count: 100}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for _, p := range pend {
+		if strings.HasSuffix(p.Consumer, fmt.Sprintf("-%d", procs[0].cmd.Process.Pid)) {
+			held++
+		}
+	}
+	procs[0].kill()
+	t.Logf("killed worker 0 holding %d item(s), with %d frames out", held, len(lines()))
+	for i, p := range procs[1:] {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			t.Fatalf("worker %d did not finish", i+1)
+		}
+		if p.err != nil {
+			t.Fatalf("worker %d: %v\n%s", i+1, p.err, p.stderr.String())
+		}
+	}
+	got := lines()
+	for _, l := range got {
+		n, ok := want[l]
+		if !ok {
+			t.Fatalf("a frame outside the window: %q", l)
+		}
+		if n == 1 {
+			t.Fatalf("frame %q twice", l)
+		}
+		want[l] = 1
+	}
+	for l, n := range want {
+		if n == 0 {
+			t.Fatalf("frame %q missing (%d of %d frames out)", l, len(got), len(want))
+		}
+	}
+	if n, _ := rdb.XPending(ctx, parallel.StreamKey("g1"), "g1").Result(); n.Count != 0 {
+		t.Fatalf("%d items still pending", n.Count)
+	}
+	t.Logf("%d frames of 30 GOPs, each once, from 3 workers with one killed", len(got))
 }
