@@ -658,3 +658,35 @@ func TestReplayWorkersKill(t *testing.T) {
 	}
 	t.Logf("%d frames of 30 GOPs, each once, from 3 workers with one killed", len(got))
 }
+
+// TestReplayLocalWorkers: --workers 2 plans, starts 2 local workers and
+// returns when the window is done, every frame once.
+func TestReplayLocalWorkers(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	t0 := time.Now().Add(-time.Hour).UnixMilli()
+	testclip.Load(t, "clip720.mp4").WriteRedis(t, rdb, "lw", t0, 40) // 100 frames, keyframes at 0 and 50
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	_, stderr, code := cli(t, ctx, nil, "replay", "--redis-url", srv.URL(), "--camera", "lw", "--from", fmt.Sprint(t0+20*40),
+		"--to", fmt.Sprint(t0+79*40), "--workers", "2", "--out", dir)
+	if code != 0 {
+		t.Fatalf("replay --workers 2: exit %d\n%s", code, stderr)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.frames"))
+	seen := map[string]bool{}
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, l := range strings.Fields(strings.ReplaceAll(string(b), "lw ", "")) {
+			if seen[l] {
+				t.Fatalf("frame %s twice", l)
+			}
+			seen[l] = true
+		}
+	}
+	if len(seen) != 60 || !seen[fmt.Sprintf("%d-0", t0+20*40)] || !seen[fmt.Sprintf("%d-0", t0+79*40)] {
+		t.Fatalf("%d frames from %d workers, want packets 20..79", len(seen), len(files))
+	}
+}
