@@ -123,6 +123,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrClosed: the cache was closed.
 	ErrClosed = errors.New("cache closed")
+	// ErrMisconfigured: the cache refuses the request for a reason no
+	// retry can fix (a Redis Cluster node dialled as a single server). An
+	// ingest stops on it instead of buffering packets it can never write.
+	ErrMisconfigured = errors.New("cache misconfigured")
 )
 
 // CameraError wraps a per-camera error with the camera id.

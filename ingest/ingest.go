@@ -156,7 +156,11 @@ func (in *Ingest) Run(ctx context.Context) error {
 	// flushed; wcancel ends it.
 	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer wcancel()
-	rctx, rcancel := context.WithCancel(ctx)
+	// The writer ends the reading with a cause when the cache refuses
+	// every write for good (cache.ErrMisconfigured).
+	ictx, fatal := context.WithCancelCause(ctx)
+	defer fatal(nil)
+	rctx, rcancel := context.WithCancel(ictx)
 	defer rcancel()
 
 	var wg sync.WaitGroup
@@ -180,14 +184,14 @@ func (in *Ingest) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		defer close(writerDone)
-		in.writeLoop(wctx, q)
+		in.writeLoop(wctx, q, fatal)
 	}()
 	go func() {
 		defer wg.Done()
 		wd.run(rctx)
 	}()
 
-	err := in.readLoop(ctx, q, wd)
+	err := in.readLoop(ictx, q, wd)
 	rcancel()
 	q.close()
 
@@ -214,6 +218,9 @@ func (in *Ingest) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
+	if cause := context.Cause(ictx); cause != nil && ictx.Err() != nil {
+		return cause
+	}
 	return err
 }
 
@@ -227,8 +234,10 @@ func (in *Ingest) onDrop(n int) {
 
 // writeLoop appends queued packets in order, retrying a failing cache with
 // a capped backoff. It returns when the queue is closed and drained, or ctx
-// (the flush deadline) ends, dropping what is left.
-func (in *Ingest) writeLoop(ctx context.Context, q *queue) {
+// (the flush deadline) ends, dropping what is left. A write refused for
+// good (cache.ErrMisconfigured: a Redis Cluster node dialled as one
+// server) drops what is left and calls fatal, which ends Run with it.
+func (in *Ingest) writeLoop(ctx context.Context, q *queue, fatal context.CancelCauseFunc) {
 	var written *codecInfo // the codec generation the cache holds
 	bo := backoff{min: 20 * time.Millisecond, max: 2 * time.Second}
 	failing := false
@@ -257,6 +266,14 @@ func (in *Ingest) writeLoop(ctx context.Context, q *queue) {
 			it.tries++
 			in.cacheErrors.Add(1)
 			in.setErr(err)
+			if errors.Is(err, cache.ErrMisconfigured) {
+				in.log.Error("cache refuses every write; stopping", "err", err)
+				in.buffered.Add(-1)
+				in.onDrop(1)
+				in.dropRest(q)
+				fatal(fmt.Errorf("ingest: camera %q: %w", in.cfg.Camera, err))
+				return
+			}
 			if !failing {
 				failing, failedAt = true, time.Now()
 				in.log.Warn("cache write failed; buffering packets in memory", "err", err, "buffer", in.cfg.Buffer)

@@ -47,7 +47,7 @@ func TestWriterGivesUpOnAGOP(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			in.writeLoop(context.Background(), q)
+			in.writeLoop(context.Background(), q, func(error) {})
 		}()
 		const gop = 10
 		push := func(n int) {

@@ -151,13 +151,17 @@ func (c *Cache) cloud(ctx context.Context, cam string) (*cloudCam, error) {
 	got, ok := l.found[cam]
 	l.mu.Unlock()
 	if !ok {
+		// One EXISTS per key: on a cluster the keys sit in different
+		// slots, and a multi-key EXISTS would fail with CROSSSLOT.
 		pipe := c.rdb.Pipeline()
-		edge := pipe.Exists(ctx, QueueKey(cam), CodecKey(cam))
+		edgeQ := pipe.Exists(ctx, QueueKey(cam))
+		edgeC := pipe.Exists(ctx, CodecKey(cam))
 		cl := pipe.Exists(ctx, c.CloudStreamKey(cam))
 		_, _ = pipe.Exec(ctx)
-		if err := edge.Err(); err != nil {
+		if err := errors.Join(edgeQ.Err(), edgeC.Err()); err != nil {
 			return nil, Classify(err)
 		}
+		edge := edgeQ.Val() + edgeC.Val()
 		// A user whose ACL names only the camera's edge keys (an ingest's
 		// least privilege) may not see the cloud key: for it, that layout
 		// is not there.
@@ -165,9 +169,9 @@ func (c *Cache) cloud(ctx context.Context, cam string) (*cloudCam, error) {
 			return nil, Classify(err)
 		}
 		switch {
-		case edge.Val() > 0 && cl.Val() > 0 && strings.Contains(l.video, CameraPlaceholder):
+		case edge > 0 && cl.Val() > 0 && strings.Contains(l.video, CameraPlaceholder):
 			return nil, &cache.CameraError{Camera: cam, Err: fmt.Errorf("%w (%s and %s exist)", ErrAmbiguousLayout, QueueKey(cam), c.CloudStreamKey(cam))}
-		case edge.Val() > 0:
+		case edge > 0:
 			got = LayoutEdge
 		case cl.Val() > 0:
 			got = LayoutCloud
@@ -585,15 +589,17 @@ func (c *Cache) cloudCameras(ctx context.Context) ([]string, error) {
 		return []string{tmpl}, nil
 	}
 	pre, post, _ := strings.Cut(tmpl, CameraPlaceholder)
+	keys, err := c.scanKeys(ctx, pre+"*"+post)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	it := c.rdb.Scan(ctx, 0, pre+"*"+post, 256).Iterator()
-	for it.Next(ctx) {
-		k := it.Val()
+	for _, k := range keys {
 		if len(k) > len(pre)+len(post) && strings.HasPrefix(k, pre) && strings.HasSuffix(k, post) {
 			out = append(out, k[len(pre):len(k)-len(post)])
 		}
 	}
-	return out, Classify(it.Err())
+	return out, nil
 }
 
 // StoresAnnexB reports whether camera cam is written in the cloud layout

@@ -58,7 +58,20 @@ var (
 	ErrTLS = errors.New("redis: TLS failure")
 	// ErrUnreachable: no connection to the server.
 	ErrUnreachable = errors.New("redis: unreachable")
+	// ErrClusterURL: a Redis Cluster node answered MOVED (or ASK) to a
+	// client made for one server: the URL must name the cluster. It wraps
+	// cache.ErrMisconfigured, so an ingest stops on it instead of
+	// buffering packets that can never be written.
+	ErrClusterURL error = clusterURLError{}
 )
+
+type clusterURLError struct{}
+
+func (clusterURLError) Error() string {
+	return "redis: the server is a Redis Cluster node: name the cluster as redis://host1:port?addr=host2:port&addr=host3:port"
+}
+
+func (clusterURLError) Is(target error) bool { return target == cache.ErrMisconfigured }
 
 // Options configures a Cache. The zero value is usable.
 type Options struct {
@@ -113,8 +126,17 @@ func New(rdb redis.UniversalClient, o Options) *Cache {
 	return c
 }
 
-// ConnOptions says how to reach Redis. URL is redis://[user:pass@]host:port/db
-// or rediss:// for TLS (see redis.ParseURL for query options).
+// ConnOptions says how to reach Redis. URL names one server, a cluster or
+// a sentinel-watched master (rediss instead of redis means TLS):
+//
+//	redis://[user:pass@]host:port[/db]                     one server (redis.ParseURL)
+//	redis://[user:pass@]host:port?addr=host2:port&addr=…   a Redis Cluster: any of its nodes,
+//	                                                        the others as addr= (redis.ParseClusterURL)
+//	redis+sentinel://[user:pass@]s1:26379,s2:26379,…/MASTER[/db][?sentinel_username=U&sentinel_password=P]
+//	                                                        the master named MASTER, found through
+//	                                                        these sentinels (user:pass is the master's)
+//
+// See ParseURL.
 type ConnOptions struct {
 	URL string
 	// TLSCAFile is a PEM CA certificate to verify the server with (rediss).
@@ -181,23 +203,21 @@ func NewClient(co ConnOptions) (redis.UniversalClient, error) {
 		tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	if co.URL != "" {
-		ro, err := redis.ParseURL(co.URL)
+		u, err := ParseURL(co.URL)
 		if err != nil {
-			return nil, fmt.Errorf("redis: bad URL %q: %w (want redis://[user:pass@]host:port/db or rediss://)", redactURL(co.URL), err)
+			return nil, err
 		}
 		if tc != nil {
-			if ro.TLSConfig == nil {
+			if u.TLSConfig() == nil {
 				return nil, fmt.Errorf("%w: a CA file needs a rediss:// URL", ErrTLS)
 			}
 			tc = tc.Clone()
 			if tc.ServerName == "" {
-				tc.ServerName = ro.TLSConfig.ServerName
+				tc.ServerName = u.TLSConfig().ServerName
 			}
-			ro.TLSConfig = tc
+			u.setTLS(tc)
 		}
-		ro.ContextTimeoutEnabled = true
-		ro.MaxRetries = noRetries
-		return redis.NewClient(ro), nil
+		return u.client(), nil
 	}
 	if len(co.Addrs) == 0 {
 		return nil, errors.New("redis: no URL or address given")
@@ -217,6 +237,9 @@ func NewClient(co ConnOptions) (redis.UniversalClient, error) {
 // its own setting.
 const noRetries = -1
 
+// sentinelsUnreachable opens go-redis's error when no sentinel answers.
+const sentinelsUnreachable = "redis: all sentinels specified in configuration are unreachable"
+
 func redactURL(u string) string { return redact.URL(u) }
 
 // Classify maps a go-redis error to ErrAuth, ErrPermission, ErrTLS or
@@ -234,6 +257,12 @@ func Classify(err error) error {
 	var ue x509.UnknownAuthorityError
 	var he x509.HostnameError
 	var ie x509.CertificateInvalidError
+	if _, moved := redis.IsMovedError(err); moved {
+		return fmt.Errorf("%w (%v)", ErrClusterURL, err)
+	}
+	if _, ask := redis.IsAskError(err); ask {
+		return fmt.Errorf("%w (%v)", ErrClusterURL, err)
+	}
 	switch {
 	case redis.IsAuthError(err):
 		return fmt.Errorf("%w: %v", ErrAuth, err)
@@ -243,6 +272,10 @@ func Classify(err error) error {
 		return fmt.Errorf("%w: %v", ErrTLS, err)
 	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, redis.ErrPoolTimeout):
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	case strings.HasPrefix(err.Error(), sentinelsUnreachable):
+		// go-redis's failover client reports it as a plain error, with
+		// the sentinels' dial errors flattened into its text.
 		return fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	return err
@@ -487,7 +520,7 @@ func decodeEntry(m redis.XMessage) (cache.Packet, error) {
 }
 
 func (c *Cache) known(ctx context.Context, cam string) error {
-	n, err := c.rdb.Exists(ctx, QueueKey(cam), CodecKey(cam)).Result()
+	n, err := c.existsAny(ctx, QueueKey(cam), CodecKey(cam))
 	if err != nil {
 		return Classify(err)
 	}
@@ -495,6 +528,25 @@ func (c *Cache) known(ctx context.Context, cam string) error {
 		return &cache.CameraError{Camera: cam, Err: cache.ErrUnknownCamera}
 	}
 	return nil
+}
+
+// existsAny counts how many of keys exist with one EXISTS per key in one
+// pipeline: a multi-key EXISTS would fail with CROSSSLOT on a cluster,
+// where a camera's keys sit in different slots.
+func (c *Cache) existsAny(ctx context.Context, keys ...string) (int64, error) {
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Exists(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, cmd := range cmds {
+		n += cmd.Val()
+	}
+	return n, nil
 }
 
 func endStr(id cache.ID) string {
@@ -911,12 +963,34 @@ func (c *Cache) Cameras(ctx context.Context) ([]string, error) {
 		}
 	}
 	seen := map[string]bool{}
+	keys, err := c.scanKeys(ctx, codecPrefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		seen[strings.TrimPrefix(k, codecPrefix)] = true
+	}
+	for _, k := range cloud {
+		seen[k] = true
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	slicesSort(out)
+	return out, nil
+}
+
+// scanKeys returns the keys matching pattern, scanning every master of a
+// cluster (a plain SCAN on a cluster client reaches one node only).
+func (c *Cache) scanKeys(ctx context.Context, pattern string) ([]string, error) {
+	var out []string
 	var mu sync.Mutex
 	scan := func(ctx context.Context, cl *redis.Client) error {
-		it := cl.Scan(ctx, 0, codecPrefix+"*", 256).Iterator()
+		it := cl.Scan(ctx, 0, pattern, 256).Iterator()
 		for it.Next(ctx) {
 			mu.Lock()
-			seen[strings.TrimPrefix(it.Val(), codecPrefix)] = true
+			out = append(out, it.Val())
 			mu.Unlock()
 		}
 		return it.Err()
@@ -928,22 +1002,14 @@ func (c *Cache) Cameras(ctx context.Context) ([]string, error) {
 	case *redis.Client:
 		err = scan(ctx, r)
 	default:
-		it := c.rdb.Scan(ctx, 0, codecPrefix+"*", 256).Iterator()
+		it := c.rdb.Scan(ctx, 0, pattern, 256).Iterator()
 		for it.Next(ctx) {
-			seen[strings.TrimPrefix(it.Val(), codecPrefix)] = true
+			out = append(out, it.Val())
 		}
 		err = it.Err()
 	}
 	if err != nil {
 		return nil, Classify(err)
 	}
-	for _, k := range cloud {
-		seen[k] = true
-	}
-	out := make([]string, 0, len(seen))
-	for k := range seen {
-		out = append(out, k)
-	}
-	slicesSort(out)
 	return out, nil
 }

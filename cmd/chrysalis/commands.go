@@ -13,6 +13,7 @@ func subcommands() []*cobra.Command {
 		newDemoCmd(),
 		newWatchCmd(),
 		newRecordCmd(),
+		newReplayCmd(),
 		newVersionCmd(),
 	}
 }

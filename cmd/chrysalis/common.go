@@ -6,7 +6,6 @@ import (
 	"image/jpeg"
 	"image/png"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,10 +57,11 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 // messages (redact.URL).
 func redactURL(s string) string { return redact.URL(s) }
 
+// checkRedisURL checks the three forms rediscache.ParseURL reads: one
+// server, a cluster (?addr=) and sentinels (redis+sentinel://).
 func checkRedisURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return usagef("bad --redis-url %q: want redis://[user:pass@]host:port/db or rediss:// for TLS", redactURL(s))
+	if _, err := rediscache.ParseURL(s); err != nil {
+		return usagef("bad --redis-url: %s", strings.TrimPrefix(err.Error(), rediscache.ErrBadURL.Error()+" "))
 	}
 	return nil
 }

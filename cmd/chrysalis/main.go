@@ -41,6 +41,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ue), errors.Is(err, cache.ErrBadTime):
 		return exitUsage
+	case errors.Is(err, cache.ErrMisconfigured):
+		return exitUsage // the URL names one node of a cluster
 	case errors.Is(err, rediscache.ErrAuth), errors.Is(err, rediscache.ErrPermission), errors.Is(err, rediscache.ErrTLS),
 		errors.Is(err, rediscache.ErrUnreachable):
 		return exitCache
@@ -122,7 +124,7 @@ type redisFlags struct {
 
 func (f *redisFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.url, "redis-url", os.Getenv("CHRYSALIS_REDIS_URL"),
-		"Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS (env CHRYSALIS_REDIS_URL)")
+		"Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS; a cluster: redis://host1:port?addr=host2:port&addr=host3:port; sentinels: redis+sentinel://host:26379,host:26379/MASTER (env CHRYSALIS_REDIS_URL)")
 	hideSecretDefault(c, "redis-url")
 	c.Flags().StringVar(&f.tlsCA, "tls-ca", "", "PEM CA certificate file to verify a rediss:// server")
 	f.layoutFlags.register(c)

@@ -36,6 +36,11 @@ type Options struct {
 	// Persist turns on the append-only file with fsync on every write, so
 	// data survives Kill and Restart (outage tests).
 	Persist bool
+	// Conf is appended to the generated configuration (cluster or
+	// replication settings).
+	Conf string
+	// Sentinel runs the server in sentinel mode (redis-server --sentinel).
+	Sentinel bool
 }
 
 // Server is a running redis-server. Stop is registered with t.Cleanup.
@@ -127,6 +132,7 @@ func (s *Server) conf() string {
 			b.WriteString("user default off\n")
 		}
 	}
+	b.WriteString(s.opts.Conf)
 	return b.String()
 }
 
@@ -136,7 +142,13 @@ func (s *Server) start() {
 	if err := os.WriteFile(conf, []byte(s.conf()), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command("redis-server", conf)
+	args := []string{conf}
+	ready := "Ready to accept connections"
+	if s.opts.Sentinel {
+		args = append(args, "--sentinel")
+		ready = "+monitor master"
+	}
+	cmd := exec.Command("redis-server", args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		s.t.Fatal(err)
@@ -145,7 +157,7 @@ func (s *Server) start() {
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	ready := make(chan struct{})
+	readyc := make(chan struct{})
 	var logMu sync.Mutex
 	var log strings.Builder
 	go func() { // owned by cmd: ends when the process closes its stdout
@@ -155,13 +167,13 @@ func (s *Server) start() {
 			logMu.Lock()
 			log.WriteString(sc.Text() + "\n")
 			logMu.Unlock()
-			if strings.Contains(sc.Text(), "Ready to accept connections") {
-				once.Do(func() { close(ready) })
+			if strings.Contains(sc.Text(), ready) {
+				once.Do(func() { close(readyc) })
 			}
 		}
 	}()
 	select {
-	case <-ready:
+	case <-readyc:
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
