@@ -88,6 +88,8 @@ lease/4, so cameras can be added and removed while running.`,
 			switch {
 			case leaseTTL < 0 || (leaseTTL > 0 && leaseTTL < 400*time.Millisecond):
 				return usagef("--lease %v: want at least 400ms (10s is usual)", leaseTTL)
+			case leaseTTL > 0 && metricsAddr != "":
+				return usagef("--metrics is not available with --lease yet (the cameras change as leases move)")
 			case camerasFrom == "redis" && len(cams) > 0:
 				return usagef("--cameras-from redis takes the camera list from Redis: leave out --camera and --cameras-file")
 			case camerasFrom == "redis":
@@ -97,8 +99,6 @@ lease/4, so cameras can be added and removed while running.`,
 				return usagef("no input: pass --input URL|FILE for camera %q", cams[0])
 			case len(cams) != len(inputs):
 				return usagef("%d --camera but %d --input: give one --input per --camera, in the same order", len(cams), len(inputs))
-			case leaseTTL > 0 && metricsAddr != "":
-				return usagef("--metrics is not available with --lease yet (the cameras change as leases move)")
 			case buffer < 0 || maxAge < 0 || maxLen < 0 || readTO < 0 || statusEvery < 0:
 				return usagef("--buffer, --max-age, --max-len, --read-timeout and --status-every must not be negative")
 			}
