@@ -23,6 +23,7 @@ import (
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
+	"github.com/chryscloud/chrysalis-go/cv"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/ingest"
 	"github.com/chryscloud/chrysalis-go/internal/democlip"
@@ -45,6 +46,7 @@ type demoConfig struct {
 	fps       float64
 	threshold float64
 	maxClip   time.Duration
+	people    bool
 	redis     redisFlags
 	verbose   bool
 	asJSON    bool
@@ -65,6 +67,8 @@ func newDemoCmd() *cobra.Command {
              preview    the watch page               http://127.0.0.1:8080
                         (live image, probe, counters, screenshot, export, HLS;
                         /metrics, /healthz and /readyz on the same address)
+             people     with --people: HOG people detector, 1 frame/s,
+                        boxes drawn on the grid page (/grid)
 
 It prints live counters (fps, frame age, drops per branch) and stops after
 --duration or on Ctrl-C, leaving valid files.`,
@@ -84,6 +88,7 @@ It prints live counters (fps, frame age, drops per branch) and stops after
 	f.Float64Var(&dc.fps, "fps", 10, "analysis rate: the throttle ahead of the branches")
 	f.Float64Var(&dc.threshold, "motion-threshold", 1.5, "motion score (mean gray difference 0..255) that triggers a clip")
 	f.DurationVar(&dc.maxClip, "max-clip", time.Minute, "longest motion clip: constant motion starts a new file at the next keyframe past it (0: no limit)")
+	f.BoolVar(&dc.people, "people", false, "run OpenCV's HOG people detector on one frame a second; boxes on the watch page's grid (/grid, /api/tiles); try --input testdata/people.mp4")
 	f.BoolVar(&dc.verbose, "verbose", false, "debug logging")
 	f.BoolVar(&dc.asJSON, "json", false, "print the final summary as JSON")
 	dc.redis.register(c)
@@ -130,7 +135,11 @@ func runDemo(ctx context.Context, stdout io.Writer, dc demoConfig) error {
 		return err
 	}
 	cl := chrysalis.New(fc, chrysalis.Options{Logger: log})
-	d := dc.graph(cl, snapDir, clipDir, log)
+	d, err := dc.graph(cl, snapDir, clipDir, log)
+	defer d.close()
+	if err != nil {
+		return err
+	}
 	defer d.preview.Close()
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -204,15 +213,18 @@ type demoGraph struct {
 	g       *flow.Graph
 	preview *sink.MJPEGServer
 	clips   *sink.ClipWriter
+	board   *watch.DetectionBoard // --people: the newest boxes, for the page
+	close   func()                // releases the detector
 }
 
 // graph declares live camera → throttle → snapshots, motion → replay →
 // clips, and the preview.
-func (dc demoConfig) graph(cl *chrysalis.Client, snapDir, clipDir string, log *slog.Logger) demoGraph {
+func (dc demoConfig) graph(cl *chrysalis.Client, snapDir, clipDir string, log *slog.Logger) (demoGraph, error) {
 	d := demoGraph{
 		g:       flow.New(flow.Options{Logger: log}),
 		preview: sink.NewMJPEGServer(sink.MJPEGOptions{MaxFPS: 15, Logger: log}),
 		clips:   sink.Clips(clipDir, sink.ClipOptions{MaxDuration: dc.maxClip, Video: sink.VideoOptions{Logger: log}}),
+		close:   func() {},
 	}
 	snaps := sink.ImageFiles(snapDir, sink.ImageOptions{Every: time.Second, Logger: log})
 	live := source.Live(cl, dc.camera, chrysalis.CameraOptions{Logger: log})
@@ -230,7 +242,20 @@ func (dc demoConfig) graph(cl *chrysalis.Client, snapDir, clipDir string, log *s
 		Packets: true, Logger: log}
 	d.g.Sink("clips", rep.Into(d.clips), mot, flow.Edge{Buffer: 4, Policy: flow.Block})
 	d.g.Sink("preview", d.preview.Sink(dc.camera), thr, flow.Edge{Buffer: 1, Policy: flow.DropOldest})
-	return d
+	if dc.people {
+		// The detector's window is 128 px tall: enlarge 1.5x to find
+		// people about 90 px tall, as in examples/fan-out-models.
+		hog, err := cv.NewHOG(cv.HOGOptions{Upscale: 1.5, Scale: 1.1})
+		if err != nil {
+			return d, err
+		}
+		d.close = func() { hog.Close() }
+		d.board = watch.NewDetectionBoard(0)
+		rate := d.g.Op("people-rate", operator.Throttle(1), thr)
+		det := d.g.Op("people", cv.Detect(hog), rate)
+		d.g.Sink("people-boxes", d.board, det)
+	}
+	return d, nil
 }
 
 // run runs the ingest, the graph, the watch page and the counters until
@@ -238,9 +263,13 @@ func (dc demoConfig) graph(cl *chrysalis.Client, snapDir, clipDir string, log *s
 func (d demoGraph) run(ctx context.Context, stdout io.Writer, cl *chrysalis.Client, ln net.Listener, ing *ingest.Ingest,
 	dc demoConfig, log *slog.Logger) error {
 	ins := []*ingest.Ingest{ing}
-	page, err := watch.New(watch.Options{Client: cl, Cameras: []string{dc.camera}, MJPEG: d.preview, Stats: d.g.Stats,
+	wo := watch.Options{Client: cl, Cameras: []string{dc.camera}, MJPEG: d.preview, Stats: d.g.Stats,
 		Histograms: d.g.Histograms, Metrics: []prometheus.Collector{metrics.Ingest(ins)},
-		Ready: []metrics.Check{metrics.IngestReady(ins, ingest.DefaultReadTimeout)}, Logger: log})
+		Ready: []metrics.Check{metrics.IngestReady(ins, ingest.DefaultReadTimeout)}, Logger: log}
+	if d.board != nil {
+		wo.Detections = d.board.Boxes
+	}
+	page, err := watch.New(wo)
 	if err != nil {
 		return err
 	}

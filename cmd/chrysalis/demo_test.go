@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -226,4 +227,69 @@ func checkDemoMetrics(base string) string {
 		msg = fmt.Sprintf("counters did not move enough: %+v -> %+v", first, s)
 	}
 	return "metrics: " + msg
+}
+
+// `demo --people` on footage with people: the HOG branch's boxes reach the
+// watch page's tiles (/api/tiles), labelled person, inside the frame.
+func TestDemoPeople(t *testing.T) {
+	testclip.RequireFFmpeg(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ingestTestBinary(t), "demo", "--duration", "60s", "--out", t.TempDir(),
+		"--http", "127.0.0.1:0", "--people", "--input", testclip.Path("people.mp4"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	urlRe := regexp.MustCompile(`preview\s+(http://\S+)`)
+	sc := bufio.NewScanner(stdout)
+	base := ""
+	for base == "" && sc.Scan() {
+		if m := urlRe.FindStringSubmatch(sc.Text()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("no preview URL; stderr:\n%s", stderr.String())
+	}
+	go io.Copy(io.Discard, stdout)
+	var last string
+	for ctx.Err() == nil {
+		var got struct {
+			Tiles []struct {
+				Camera     string `json:"camera"`
+				Detections []struct {
+					X, Y, W, H float64
+					Label      string
+				} `json:"detections"`
+			} `json:"tiles"`
+		}
+		res, err := http.Get(strings.TrimSuffix(base, "/") + "/api/tiles")
+		if err == nil {
+			err = json.NewDecoder(res.Body).Decode(&got)
+			res.Body.Close()
+		}
+		if err != nil {
+			last = err.Error()
+		} else if len(got.Tiles) == 1 && len(got.Tiles[0].Detections) >= 2 {
+			for _, d := range got.Tiles[0].Detections {
+				if d.Label != "person" || d.W <= 0.02 || d.H <= 0.05 || d.X < 0 || d.Y < 0 || d.X+d.W > 1 || d.Y+d.H > 1 {
+					t.Fatalf("box %+v: want a person inside the frame", d)
+				}
+			}
+			t.Logf("tile boxes: %+v", got.Tiles[0].Detections)
+			return
+		} else {
+			last = fmt.Sprintf("%+v", got)
+		}
+		time.Sleep(250 * time.Millisecond) // the page polls once a second; so does this
+	}
+	t.Fatalf("no person boxes on the tile; last answer: %s\nstderr:\n%s", last, stderr.String())
 }
