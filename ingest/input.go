@@ -210,6 +210,13 @@ func (in *Ingest) readLoop(ctx context.Context, q *queue, wd *watchdog) error {
 		default:
 			in.log.Info("input ended; reconnecting", "input", input, "in", d)
 		}
+		// Packets were lost between the connections (sent while the
+		// input was stalled or away, or before the new connection's
+		// first keyframe): skip a number, so readers see a gap
+		// (media.NumberGap) and never decode across the break.
+		if res.packets > 0 {
+			in.number++
+		}
 		// A new connection starts a new timeline: pace from its first
 		// packet, and do not offset live timestamps.
 		st.paceSet = false
