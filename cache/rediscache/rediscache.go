@@ -159,14 +159,47 @@ func Dial(ctx context.Context, co ConnOptions, o Options) (*Cache, error) {
 	}
 	if err := rdb.Ping(ctx).Err(); err != nil && !redis.IsPermissionError(err) {
 		_ = rdb.Close()
-		return nil, Classify(err)
+		err = Classify(err)
+		if addr := tlsAddr(rdb); addr != "" && !errors.Is(err, ErrTLS) && !errors.Is(err, ErrAuth) && plainRedis(addr) {
+			// A plaintext server never answers a TLS ClientHello: the
+			// dial only times out. Say what is wrong; never fall back.
+			return nil, fmt.Errorf("%w: %s does not speak TLS (it answers plain Redis): use redis:// or the server's TLS port", ErrTLS, addr)
+		}
+		return nil, err
 	}
 	c := New(rdb, o)
 	c.owned = true
 	return c, nil
 }
 
-// NewClient builds the go-redis client for co without connecting.
+// tlsAddr is the address of a single-server client that uses TLS, or "".
+func tlsAddr(rdb redis.UniversalClient) string {
+	if c, ok := rdb.(*redis.Client); ok && c.Options().TLSConfig != nil {
+		return c.Options().Addr
+	}
+	return ""
+}
+
+// plainRedis reports whether addr answers a plain-text PING like a Redis
+// server (+PONG, or an error reply such as -NOAUTH) within a second.
+func plainRedis(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	b := make([]byte, 1)
+	_, err = io.ReadFull(conn, b)
+	return err == nil && (b[0] == '+' || b[0] == '-')
+}
+
+// NewClient builds the go-redis client for co without connecting. Its
+// WRONGTYPE errors name the key and the kind of value expected
+// (*WrongTypeError, ErrWrongType).
 func NewClient(co ConnOptions) (redis.UniversalClient, error) {
 	tc := co.TLSConfig
 	if tc == nil && co.TLSCAFile != "" {
@@ -197,15 +230,19 @@ func NewClient(co ConnOptions) (redis.UniversalClient, error) {
 		}
 		ro.ContextTimeoutEnabled = true
 		ro.MaxRetries = noRetries
-		return redis.NewClient(ro), nil
+		rdb := redis.NewClient(ro)
+		rdb.AddHook(wrongTypeHook{})
+		return rdb, nil
 	}
 	if len(co.Addrs) == 0 {
 		return nil, errors.New("redis: no URL or address given")
 	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: co.Addrs, MasterName: co.MasterName, Username: co.Username, Password: co.Password,
 		DB: co.DB, TLSConfig: tc, ContextTimeoutEnabled: true, MaxRetries: noRetries,
-	}), nil
+	})
+	rdb.AddHook(wrongTypeHook{})
+	return rdb, nil
 }
 
 // noRetries turns go-redis's own retries off (-1). A retried XADD whose
