@@ -123,6 +123,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrClosed: the cache was closed.
 	ErrClosed = errors.New("cache closed")
+	// ErrRefused: the cache refuses the operation for good, retrying will
+	// not help (no permission on the keys, a key holding another kind of
+	// value). Implementations wrap it in their own errors.
+	ErrRefused = errors.New("cache refuses the operation")
 )
 
 // CameraError wraps a per-camera error with the camera id.

@@ -56,6 +56,9 @@ var (
 	ErrPermission = errors.New("redis: permission denied")
 	// ErrTLS: the TLS handshake failed or the CA file is unusable.
 	ErrTLS = errors.New("redis: TLS failure")
+	// ErrNoTLS: a rediss:// URL names a server that speaks plain Redis.
+	// It wraps ErrTLS.
+	ErrNoTLS = fmt.Errorf("%w: the server does not speak TLS", ErrTLS)
 	// ErrUnreachable: no connection to the server.
 	ErrUnreachable = errors.New("redis: unreachable")
 )
@@ -163,7 +166,7 @@ func Dial(ctx context.Context, co ConnOptions, o Options) (*Cache, error) {
 		if addr := tlsAddr(rdb); addr != "" && !errors.Is(err, ErrTLS) && !errors.Is(err, ErrAuth) && plainRedis(addr) {
 			// A plaintext server never answers a TLS ClientHello: the
 			// dial only times out. Say what is wrong; never fall back.
-			return nil, fmt.Errorf("%w: %s does not speak TLS (it answers plain Redis): use redis:// or the server's TLS port", ErrTLS, addr)
+			return nil, fmt.Errorf("%w: %s answers plain Redis: use redis:// or the server's TLS port", ErrNoTLS, addr)
 		}
 		return nil, err
 	}
@@ -275,7 +278,7 @@ func Classify(err error) error {
 	case redis.IsAuthError(err):
 		return fmt.Errorf("%w: %v", ErrAuth, err)
 	case redis.IsPermissionError(err):
-		return fmt.Errorf("%w: %v", ErrPermission, err)
+		return &refusedError{ErrPermission, err}
 	case errors.As(err, &re), errors.As(err, &ae), errors.As(err, &ce), errors.As(err, &ue), errors.As(err, &he), errors.As(err, &ie):
 		return fmt.Errorf("%w: %v", ErrTLS, err)
 	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
@@ -284,6 +287,12 @@ func Classify(err error) error {
 	}
 	return err
 }
+
+// refusedError is a permanent refusal (cache.ErrRefused) of kind sentinel.
+type refusedError struct{ sentinel, err error }
+
+func (e *refusedError) Error() string   { return e.sentinel.Error() + ": " + e.err.Error() }
+func (e *refusedError) Unwrap() []error { return []error{e.sentinel, cache.ErrRefused, e.err} }
 
 // Client is the underlying go-redis client.
 func (c *Cache) Client() redis.UniversalClient { return c.rdb }

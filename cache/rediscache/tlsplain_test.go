@@ -27,7 +27,7 @@ func TestTLSToPlaintextServer(t *testing.T) {
 		c.Close()
 		t.Fatal("connected: a TLS URL fell back to plain text")
 	}
-	if !errors.Is(err, rediscache.ErrTLS) || !strings.Contains(err.Error(), "does not speak TLS") ||
+	if !errors.Is(err, rediscache.ErrTLS) || !errors.Is(err, rediscache.ErrNoTLS) || !strings.Contains(err.Error(), "does not speak TLS") ||
 		strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "pw") {
 		t.Fatalf("got %q, want one ErrTLS line saying the server does not speak TLS", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/chryscloud/chrysalis-go/cache"
 )
 
 // ErrWrongType: a key holds another kind of value than the command needs
@@ -33,7 +35,7 @@ func (e *WrongTypeError) Error() string {
 	return fmt.Sprintf("redis: key %q is not %s (%s: %v); is another program using this key?", e.Key, want, e.Cmd, e.Err)
 }
 
-func (e *WrongTypeError) Unwrap() []error { return []error{ErrWrongType, e.Err} }
+func (e *WrongTypeError) Unwrap() []error { return []error{ErrWrongType, cache.ErrRefused, e.Err} }
 
 // isWrongType reports a WRONGTYPE reply. go-redis has no typed error or
 // helper for it (it has for NOPERM, auth, MOVED...), so this is the one
