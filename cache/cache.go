@@ -127,6 +127,10 @@ var (
 	// retry can fix (a Redis Cluster node dialled as a single server). An
 	// ingest stops on it instead of buffering packets it can never write.
 	ErrMisconfigured = errors.New("cache misconfigured")
+	// ErrRefused: the cache refuses the operation for good, retrying will
+	// not help (no permission on the keys, a key holding another kind of
+	// value). Implementations wrap it in their own errors.
+	ErrRefused = errors.New("cache refuses the operation")
 )
 
 // CameraError wraps a per-camera error with the camera id.

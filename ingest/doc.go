@@ -95,8 +95,12 @@
 // before it is buffered, so within what is written Numbers are contiguous
 // except across drops, where they jump by the number of packets dropped: a
 // reader sees every gap the ingest made. Packets before a connection's
-// first keyframe (Stats.Skipped) are not numbered, so a reconnect leaves no
-// jump in Number, but its first packet is a keyframe as well.
+// first keyframe (Stats.Skipped) are not numbered. A reconnect after a
+// connection that delivered packets (a stalled, dropped or departed
+// camera) skips one number: what the camera sent meanwhile is lost, and
+// readers report the gap (CameraStats.Gaps) instead of decoding across it;
+// the new connection's first packet is a keyframe. Loop restarts skip
+// nothing.
 //
 // FFmpeg's own log goes wherever the process routes it (astiav.SetLogLevel,
 // astiav.SetLogCallback); this package logs its own events through

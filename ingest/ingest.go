@@ -47,6 +47,11 @@ type Ingest struct {
 	connected                                     atomic.Bool
 	lastPacket                                    atomic.Int64 // unix ms, wall clock (Config.Now)
 	lastErr                                       atomic.Pointer[string]
+	// fatal is the error that ends Run (a cache refusing a file's
+	// writes); stopRead cancels the reader for it.
+	fatal         atomic.Pointer[error]
+	stopRead      context.CancelFunc
+	refusedLogged atomic.Bool
 
 	// Packet numbering, owned by the reading goroutine.
 	number, keyNumber int64
@@ -139,8 +144,9 @@ func (in *Ingest) setErr(err error) {
 // ctx is done (it returns nil) or, for a file input without Loop, until the
 // end of the file once everything is written (nil). Live inputs are
 // reconnected forever, so Run returns an error only for a file that cannot
-// be opened or read (or has no video); never because a pusher
-// disconnected or the cache is down. Buffered packets are flushed before
+// be opened or read (or has no video), or whose writes the cache refuses
+// for good (cache.ErrRefused: no write permission on the camera's keys);
+// never because a pusher disconnected or the cache is down. Buffered packets are flushed before
 // Run returns (for at most Config.FlushTimeout after cancel). Every
 // goroutine Run starts has exited when it returns.
 func (in *Ingest) Run(ctx context.Context) error {
@@ -162,6 +168,12 @@ func (in *Ingest) Run(ctx context.Context) error {
 	defer fatal(nil)
 	rctx, rcancel := context.WithCancel(ictx)
 	defer rcancel()
+	// The reader's context: the writer cancels it when the cache refuses
+	// a file's writes for good (see refusedFatal).
+	lctx, lcancel := context.WithCancel(ictx)
+	defer lcancel()
+	in.fatal.Store(nil)
+	in.stopRead = lcancel
 
 	var wg sync.WaitGroup
 	writerDone := make(chan struct{})
@@ -191,7 +203,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 		wd.run(rctx)
 	}()
 
-	err := in.readLoop(ictx, q, wd)
+	err := in.readLoop(lctx, q, wd)
 	rcancel()
 	q.close()
 
@@ -212,9 +224,17 @@ func (in *Ingest) Run(ctx context.Context) error {
 		t.Stop()
 	}
 	wg.Wait()
+	if in.fatal.Load() != nil { // what the reader queued after the writer gave up
+		n := q.clear()
+		in.buffered.Add(-int64(n))
+		in.dropped.Add(int64(n))
+	}
 	st := in.Stats()
 	in.log.Info("ingest stopped", "packets", st.Packets, "written", st.Written, "dropped", st.Dropped,
 		"reconnects", st.Reconnects, "loops", st.Loops)
+	if f := in.fatal.Load(); f != nil {
+		return *f
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -274,6 +294,14 @@ func (in *Ingest) writeLoop(ctx context.Context, q *queue, fatal context.CancelC
 				fatal(fmt.Errorf("ingest: camera %q: %w", in.cfg.Camera, err))
 				return
 			}
+			if errors.Is(err, cache.ErrRefused) && in.refusedFatal(err) {
+				// A file would wait for the cache forever: end Run (what
+				// is buffered is counted dropped; Run's error says why).
+				n := 1 + q.clear()
+				in.buffered.Add(-int64(n))
+				in.dropped.Add(int64(n))
+				return
+			}
 			if !failing {
 				failing, failedAt = true, time.Now()
 				in.log.Warn("cache write failed; buffering packets in memory", "err", err, "buffer", in.cfg.Buffer)
@@ -298,6 +326,25 @@ func (in *Ingest) writeLoop(ctx context.Context, q *queue, fatal context.CancelC
 			sleep(ctx, bo.next()) // the next attempt sees a cancelled ctx
 		}
 	}
+}
+
+// refusedFatal handles a cache that refuses writes for good
+// (cache.ErrRefused: no permission on the camera's keys, a key of another
+// type). For a file it records the error that Run returns and stops the
+// reader, and reports true. A live input goes on (its buffer drops what
+// the cache does not take, and the cache may be fixed meanwhile); the
+// refusal is logged at Error level once.
+func (in *Ingest) refusedFatal(err error) bool {
+	err = fmt.Errorf("ingest: camera %q: the cache refuses writes: %w", in.cfg.Camera, err)
+	if in.cfg.isFile() {
+		in.fatal.Store(&err)
+		in.stopRead()
+		return true
+	}
+	if in.refusedLogged.CompareAndSwap(false, true) {
+		in.log.Error("the cache refuses writes; packets are dropped until it accepts them", "err", err)
+	}
+	return false
 }
 
 // dropRest drops what is left in the queue after the flush deadline.

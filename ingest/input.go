@@ -90,6 +90,8 @@ type readState struct {
 	paceMedia float64
 	// Unused InputOptions were reported.
 	optsChecked bool
+	// A looped input's truncation was reported.
+	truncWarned bool
 }
 
 // tsRepair fills missing timestamps and offsets loop passes so PTS/DTS keep
@@ -157,6 +159,17 @@ func (r *tsRepair) repair(pts, dts, dur int64) (outPTS, outDTS, outDur, step int
 type sessionResult struct {
 	eof     bool  // the input ended cleanly
 	packets int64 // packets accepted in this session
+	// read counts the video packets read (accepted or skipped) and
+	// partial those the demuxer flagged corrupt (cut short); listed is
+	// the video packet count the container states (0: unknown), to tell
+	// a truncated file at its end.
+	read, partial, listed int64
+}
+
+// truncated reports whether an input that ended cleanly delivered fewer
+// video packets than its container lists, or a partial one.
+func (r sessionResult) truncated() bool {
+	return r.eof && (r.partial > 0 || (r.listed > 0 && r.read < r.listed))
 }
 
 // readLoop opens the input, reads it, and reopens it on failure or end as
@@ -177,6 +190,19 @@ func (in *Ingest) readLoop(ctx context.Context, q *queue, wd *watchdog) error {
 		}
 		if err != nil {
 			in.setErr(err)
+		}
+		if res.truncated() && !st.truncWarned {
+			// A file cut short (a copy or an upload that did not finish):
+			// FFmpeg reads what is there and reports a clean end.
+			st.truncWarned = in.cfg.Loop // a looped file: once, not each pass
+			msg := fmt.Sprintf("input ended early: read %d of the %d video packets its container lists, %d of them partial (truncated file?)",
+				res.read, res.listed, res.partial)
+			if res.listed == 0 {
+				msg = fmt.Sprintf("input ended early: %d of %d video packets read were partial (truncated file?)", res.partial, res.read)
+			}
+			in.setErr(fmt.Errorf("%s: %s", input, msg))
+			in.log.Warn(msg, "input", input, "read", res.read, "listed", res.listed, "partial", res.partial,
+				"lost", max(0, res.listed-res.read))
 		}
 		switch {
 		case err == nil && res.eof && in.cfg.Loop:
@@ -209,6 +235,13 @@ func (in *Ingest) readLoop(ctx context.Context, q *queue, wd *watchdog) error {
 			in.log.Warn("input failed; reconnecting", "input", input, "err", err, "in", d)
 		default:
 			in.log.Info("input ended; reconnecting", "input", input, "in", d)
+		}
+		// Packets were lost between the connections (sent while the
+		// input was stalled or away, or before the new connection's
+		// first keyframe): skip a number, so readers see a gap
+		// (media.NumberGap) and never decode across the break.
+		if res.packets > 0 {
+			in.number++
 		}
 		// A new connection starts a new timeline: pace from its first
 		// packet, and do not offset live timestamps.
@@ -318,6 +351,7 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 	}
 	defer pkt.Free()
 	vidx := vs.Index()
+	res.listed = vs.NbFrames()
 	gotKey := false
 	for {
 		wd.arm()
@@ -342,6 +376,10 @@ func (in *Ingest) session(ctx context.Context, q *queue, wd *watchdog, st *readS
 			continue
 		}
 		key := pkt.Flags().Has(astiav.PacketFlagKey)
+		res.read++
+		if pkt.Flags().Has(astiav.PacketFlagCorrupt) {
+			res.partial++
+		}
 		st.codec.sideData(pkt)
 		if !gotKey && !key {
 			// Nothing before a connection's first keyframe can be decoded.

@@ -3,8 +3,6 @@ package ingest_test
 import (
 	"bytes"
 	"context"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,12 +24,7 @@ import (
 func TestRedisOutageKeepsGOPsWhole(t *testing.T) {
 	requireFFmpeg(t)
 	const gop, fps = 10, 25
-	path := filepath.Join(t.TempDir(), "gop10.mp4")
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
-		"-i", "testsrc2=size=320x240:rate=25:duration=4", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-		"-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-bf", "0", path).CombinedOutput(); err != nil {
-		t.Fatalf("make clip: %v: %s", err, out)
-	}
+	path := gopClip(t, 4)
 	srv := testredis.Start(t, testredis.Options{Persist: true})
 	const cam = "gops"
 	const buffer = time.Second
@@ -69,23 +62,7 @@ func TestRedisOutageKeepsGOPsWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	xlen, _ := rc.Client().XLen(context.Background(), rediscache.QueueKey(cam)).Result()
-	checkIDs(t, all)
-	gaps := 0
-	for i, p := range all {
-		if i > 0 && p.Number <= all[i-1].Number {
-			t.Fatalf("packet numbers out of order at %d: %d after %d", i, p.Number, all[i-1].Number)
-		}
-		runStart := i == 0 || p.Number != all[i-1].Number+1
-		if i > 0 && runStart {
-			gaps++
-			t.Logf("gap: %d -> %d (%d packets dropped), first after it keyframe=%v", all[i-1].Number, p.Number,
-				p.Number-all[i-1].Number-1, p.Keyframe)
-		}
-		if runStart && !p.Keyframe {
-			t.Errorf("packet %d (entry %d, %v) starts a run of contiguous numbers but is not a keyframe: a GOP without its keyframe",
-				p.Number, i, p.ID)
-		}
-	}
+	gaps := checkWholeGOPs(t, all)
 	if gaps == 0 {
 		t.Fatalf("no gap in %d packets (XLEN %d): the outage was not felt", len(all), xlen)
 	}

@@ -142,7 +142,9 @@ func TestRetentionBoundDuringLongRun(t *testing.T) {
 		}
 		s := startSampler(t, rc.Client(), cam)
 		r := start(t, in)
-		time.Sleep(3 * time.Second)
+		// 3 s of packets (a condition: the pacing starts later on a busy
+		// machine).
+		waitFor(t, 15*time.Second, "75 packets written", func() bool { return in.Stats().Written >= 75 })
 		if err, _ := r.stop(t); err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +160,7 @@ func TestRetentionBoundDuringLongRun(t *testing.T) {
 			maxN = max(maxN, sm.n)
 			maxSpan = max(maxSpan, time.Duration(sm.last.MS-sm.first.MS)*time.Millisecond)
 		}
-		t.Logf("%d packets written in 3s; %d samples, max XLEN %d, max first..last span %v; final XLEN %d",
+		t.Logf("%d packets written; %d samples, max XLEN %d, max first..last span %v; final XLEN %d",
 			st.Written, len(s.samples), maxN, maxSpan, end.n)
 		// 25 fps: a 1 s window holds about 26 packets.
 		if st.Written < 60 || maxSpan > time.Second || maxN > 30 || end.n < 20 {
@@ -187,7 +189,8 @@ func outage(t *testing.T, buffer time.Duration) (xlen int64, st ingest.Stats) {
 	srv.Kill()
 	killed := time.Now()
 	atKill := in.Stats()
-	time.Sleep(time.Second)
+	// Down for 1 s of packets read.
+	waitFor(t, 10*time.Second, "25 packets read while Redis is down", func() bool { return in.Stats().Packets >= atKill.Packets+25 })
 	atRestart := in.Stats()
 	srv.Restart()
 	t.Logf("redis down for %v; at kill %d written, at restart %d read / %d written / %d buffered / %d dropped",

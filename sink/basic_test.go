@@ -72,7 +72,9 @@ func TestChan(t *testing.T) {
 	in <- img
 	done := make(chan error, 1)
 	go func() { done <- sink.Chan(make(chan flow.Image)).Run(ctx, in) }()
-	time.Sleep(20 * time.Millisecond)
+	for len(in) > 0 { // until Run holds the image
+		time.Sleep(time.Millisecond)
+	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) || !released(img) {
 		t.Fatalf("Run: %v, released %v", err, released(img))

@@ -56,6 +56,9 @@ var (
 	ErrPermission = errors.New("redis: permission denied")
 	// ErrTLS: the TLS handshake failed or the CA file is unusable.
 	ErrTLS = errors.New("redis: TLS failure")
+	// ErrNoTLS: a rediss:// URL names a server that speaks plain Redis.
+	// It wraps ErrTLS.
+	ErrNoTLS = fmt.Errorf("%w: the server does not speak TLS", ErrTLS)
 	// ErrUnreachable: no connection to the server.
 	ErrUnreachable = errors.New("redis: unreachable")
 	// ErrClusterURL: a Redis Cluster node answered MOVED (or ASK) to a
@@ -181,14 +184,47 @@ func Dial(ctx context.Context, co ConnOptions, o Options) (*Cache, error) {
 	}
 	if err := rdb.Ping(ctx).Err(); err != nil && !redis.IsPermissionError(err) {
 		_ = rdb.Close()
-		return nil, Classify(err)
+		err = Classify(err)
+		if addr := tlsAddr(rdb); addr != "" && !errors.Is(err, ErrTLS) && !errors.Is(err, ErrAuth) && plainRedis(addr) {
+			// A plaintext server never answers a TLS ClientHello: the
+			// dial only times out. Say what is wrong; never fall back.
+			return nil, fmt.Errorf("%w: %s answers plain Redis: use redis:// or the server's TLS port", ErrNoTLS, addr)
+		}
+		return nil, err
 	}
 	c := New(rdb, o)
 	c.owned = true
 	return c, nil
 }
 
-// NewClient builds the go-redis client for co without connecting.
+// tlsAddr is the address of a single-server client that uses TLS, or "".
+func tlsAddr(rdb redis.UniversalClient) string {
+	if c, ok := rdb.(*redis.Client); ok && c.Options().TLSConfig != nil {
+		return c.Options().Addr
+	}
+	return ""
+}
+
+// plainRedis reports whether addr answers a plain-text PING like a Redis
+// server (+PONG, or an error reply such as -NOAUTH) within a second.
+func plainRedis(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	b := make([]byte, 1)
+	_, err = io.ReadFull(conn, b)
+	return err == nil && (b[0] == '+' || b[0] == '-')
+}
+
+// NewClient builds the go-redis client for co without connecting. Its
+// WRONGTYPE errors name the key and the kind of value expected
+// (*WrongTypeError, ErrWrongType).
 func NewClient(co ConnOptions) (redis.UniversalClient, error) {
 	tc := co.TLSConfig
 	if tc == nil && co.TLSCAFile != "" {
@@ -217,15 +253,19 @@ func NewClient(co ConnOptions) (redis.UniversalClient, error) {
 			}
 			u.setTLS(tc)
 		}
-		return u.client(), nil
+		rdb := u.client()
+		rdb.AddHook(wrongTypeHook{})
+		return rdb, nil
 	}
 	if len(co.Addrs) == 0 {
 		return nil, errors.New("redis: no URL or address given")
 	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: co.Addrs, MasterName: co.MasterName, Username: co.Username, Password: co.Password,
 		DB: co.DB, TLSConfig: tc, ContextTimeoutEnabled: true, MaxRetries: noRetries,
-	}), nil
+	})
+	rdb.AddHook(wrongTypeHook{})
+	return rdb, nil
 }
 
 // noRetries turns go-redis's own retries off (-1). A retried XADD whose
@@ -267,7 +307,7 @@ func Classify(err error) error {
 	case redis.IsAuthError(err):
 		return fmt.Errorf("%w: %v", ErrAuth, err)
 	case redis.IsPermissionError(err):
-		return fmt.Errorf("%w: %v", ErrPermission, err)
+		return &refusedError{ErrPermission, err}
 	case errors.As(err, &re), errors.As(err, &ae), errors.As(err, &ce), errors.As(err, &ue), errors.As(err, &he), errors.As(err, &ie):
 		return fmt.Errorf("%w: %v", ErrTLS, err)
 	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
@@ -280,6 +320,12 @@ func Classify(err error) error {
 	}
 	return err
 }
+
+// refusedError is a permanent refusal (cache.ErrRefused) of kind sentinel.
+type refusedError struct{ sentinel, err error }
+
+func (e *refusedError) Error() string   { return e.sentinel.Error() + ": " + e.err.Error() }
+func (e *refusedError) Unwrap() []error { return []error{e.sentinel, cache.ErrRefused, e.err} }
 
 // Client is the underlying go-redis client.
 func (c *Cache) Client() redis.UniversalClient { return c.rdb }

@@ -64,12 +64,16 @@ func TestACLLeastPrivilege(t *testing.T) {
 	if n, _ := admin.XLen(ctx, rediscache.QueueKey(cam2)).Result(); code != 0 || n != 100 {
 		t.Errorf("ingest as a per-camera user: exit %d, XLEN %d (want 0, 100): %s", code, n, stderr)
 	}
-	// ... and it cannot write another camera. (A file ingest waits for the
-	// cache, and keeps retrying a refused write: stop it after a while.)
+	// ... and it cannot write another camera: a file ingest refused for
+	// good ends at once with one line and exit 3 (it retried forever
+	// before).
 	octx, ocancel := context.WithTimeout(ctx, 10*time.Second)
 	defer ocancel()
 	code, stderr, _ = runIngestCLI(t, octx, []string{"ingest", "--redis-url", ingester, "--camera", "cam3", "--input", clip, "--max-len", "1000"})
-	if n, _ := admin.XLen(ctx, rediscache.QueueKey("cam3")).Result(); code == 0 || n != 0 || !strings.Contains(stderr, "NOPERM") {
-		t.Errorf("ingest of another camera as the per-camera user: exit %d, XLEN %d: %s", code, n, stderr)
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	last := lines[len(lines)-1]
+	if n, _ := admin.XLen(ctx, rediscache.QueueKey("cam3")).Result(); code != 3 || n != 0 ||
+		!strings.HasPrefix(last, `chrysalis: ingest: camera "cam3": `) || !strings.Contains(last, "NOPERM") {
+		t.Errorf("ingest of another camera as the per-camera user: exit %d, XLEN %d, last line %q", code, n, last)
 	}
 }

@@ -22,7 +22,8 @@ import (
 	"github.com/chryscloud/chrysalis-go/internal/redact"
 )
 
-// setupLogging returns the CLI's logger (stderr, text) and routes go-redis's
+// setupLogging returns the CLI's logger (stderr, text), makes it slog's
+// default until reset, and routes go-redis's
 // and FFmpeg's own logs through it: go-redis's pool retries at debug level
 // and FFmpeg errors only (warnings with -v), so a failure stays one line.
 func setupLogging(verbose bool) (*slog.Logger, func()) {
@@ -43,7 +44,14 @@ func setupLogging(verbose bool) (*slog.Logger, func()) {
 		}
 		log.Debug("ffmpeg", "msg", redact.Text(strings.TrimSpace(msg))) // FFmpeg names its input URL
 	})
-	return log, astiav.ResetLogCallback
+	// Library code that logs to slog.Default() (sinks, a camera without a
+	// logger) writes in the same format.
+	prev := slog.Default()
+	slog.SetDefault(log)
+	return log, func() {
+		astiav.ResetLogCallback()
+		slog.SetDefault(prev)
+	}
 }
 
 // redisLogger routes go-redis's internal log to slog at debug level.

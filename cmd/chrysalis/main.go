@@ -60,6 +60,8 @@ func hint(err error) string {
 		return msg + " — set the password in --redis-url redis://[user]:PASS@host:port"
 	case errors.Is(err, rediscache.ErrPermission):
 		return msg + " — the Redis user needs +@read on the camera's keys (and +@write for ingest)"
+	case errors.Is(err, rediscache.ErrNoTLS):
+		return msg
 	case errors.Is(err, rediscache.ErrTLS):
 		return msg + " — use rediss:// and --tls-ca FILE with the server's CA certificate"
 	case errors.Is(err, rediscache.ErrUnreachable):

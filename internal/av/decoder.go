@@ -68,6 +68,11 @@ func (e *DecodeError) Error() string {
 
 func (e *DecodeError) Unwrap() error { return e.Err }
 
+// ErrConcealed is the DecodeError.Err of a frame the decoder found errors
+// in and repaired by guessing (corrupt or missing data): such a frame is
+// never delivered.
+var ErrConcealed = errors.New("av: corrupt frame (errors concealed by the decoder)")
+
 // ErrClosed is returned when using a closed (or nil) Decoder.
 var ErrClosed = errors.New("av: decoder is closed")
 
@@ -265,8 +270,9 @@ func (d *Decoder) usable() error {
 // to discard frames. If fn returns an error, Decode stops and returns it;
 // frames still buffered are delivered by the next call.
 //
-// A packet the decoder rejects yields a *DecodeError; the Decoder stays
-// usable, and decoding recovers at the next keyframe.
+// A packet the decoder rejects, or a frame it decoded with errors it
+// concealed (ErrConcealed, not delivered), yields a *DecodeError; the
+// Decoder stays usable, and decoding recovers at the next keyframe.
 func (d *Decoder) Decode(data []byte, pts, dts int64, keyframe bool, fn func(f *Frame) error) error {
 	if err := d.usable(); err != nil {
 		return err
@@ -345,6 +351,12 @@ func (d *Decoder) deliver(pts int64, fn func(*Frame) error) error {
 			return &DecodeError{Op: "transfer", Pts: pts, Err: err}
 		}
 		src = d.swFrame
+	}
+	if concealed(src) {
+		// FFmpeg hands out a frame it repaired by guessing (error
+		// concealment); never deliver one: the caller skips to the next
+		// keyframe, as for a packet the decoder rejected.
+		return &DecodeError{Op: "receive", Pts: pts, Err: ErrConcealed}
 	}
 	if fn == nil {
 		return nil

@@ -65,6 +65,11 @@ func bestEffortPts(f *astiav.Frame) int64 {
 	return f.Pts()
 }
 
+// concealed reports whether the decoder found errors in f's data and
+// concealed them (decode_error_flags: invalid bitstream, missing
+// reference, concealment active): the picture is not the one encoded.
+func concealed(f *astiav.Frame) bool { return frameC(f).decode_error_flags != 0 }
+
 // copyFrameProps copies the metadata (timestamps, key_frame, pict_type,
 // colour properties, side data...) of src into dst, but not the pixels.
 func copyFrameProps(dst, src *astiav.Frame) error {
