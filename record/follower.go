@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -161,14 +163,15 @@ func (c *camRec) run(ctx context.Context, cam *chrysalis.Camera) {
 // startAfter returns the id recording reads after: just before the
 // keyframe at or before onAt - PreRoll (or before the first packet from
 // then on when the cache has no keyframe before it, or before that time when
-// the cache does not reach it yet).
+// it is still to come).
 //
 // When that reaches into what an earlier switch-on recorded (switched off
 // and on again within the pre-roll), recording resumes at the first packet
 // not recorded, and since a segment must start at a keyframe, from the
 // keyframe at or before it: the new segment repeats up to one GOP of the
 // previous one's tail rather than losing the packets up to the next
-// keyframe. (When no packet has come since, it reads after the last one.)
+// keyframe. (When no packet has come since, it reads from the keyframe at
+// or before the last one recorded, for the same reason.)
 func (c *camRec) startAfter(ctx context.Context, cam *chrysalis.Camera, onAt time.Time) (cache.ID, error) {
 	start := onAt.Add(-c.o.PreRoll)
 	ws, ok, err := cam.WindowStart(ctx, start, start.Add(24*time.Hour))
@@ -176,10 +179,21 @@ func (c *camRec) startAfter(ctx context.Context, cam *chrysalis.Camera, onAt tim
 		return cache.ID{}, err
 	}
 	from := cache.IDAt(start)
-	if ok {
+	switch {
+	case ok:
 		from = ws.First.ID
 		if ws.HasKeyframe {
 			from = ws.Keyframe.ID
+		}
+	case !start.After(time.Now()):
+		// No packet from start on yet (a pre-roll shorter than the
+		// ingest's latency): the keyframe at or before start is cached
+		// already; reading after start would skip to the next keyframe
+		// and lose up to a GOP.
+		at := from
+		at.Seq = ^uint64(0)
+		if kf, err := c.cache.KeyframeAtOrBefore(ctx, c.id, at); err == nil {
+			from = kf.ID
 		}
 	}
 	if !c.haveLast || from.Compare(c.last) > 0 {
@@ -190,7 +204,15 @@ func (c *camRec) startAfter(ctx context.Context, cam *chrysalis.Camera, onAt tim
 	case err != nil:
 		return cache.ID{}, err
 	case !ok:
-		return c.last, nil
+		// Nothing new yet: the next packets continue the last one's GOP,
+		// and a segment opens only at a keyframe, so read from the
+		// keyframe the last recorded packet depends on (reading after the
+		// last packet would drop the rest of its GOP).
+		kf, err := c.cache.KeyframeAtOrBefore(ctx, c.id, c.last)
+		if err != nil {
+			return c.last, nil
+		}
+		return before(kf.ID), nil
 	case ws.HasKeyframe && ws.Keyframe.ID.Compare(from) > 0:
 		return before(ws.Keyframe.ID), nil
 	case ws.HasKeyframe:
@@ -298,7 +320,7 @@ func (c *camRec) write(ctx context.Context, p cache.Packet) {
 // open starts a segment at keyframe p. The camera's codec parameters fill
 // in what p lacks (a writer that puts them in the codec key only).
 func (c *camRec) open(ctx context.Context, p cache.Packet) bool {
-	path := filepath.Join(c.dir, segmentName(c.id, p.ID.MS))
+	path := c.freeSegmentPath(p.ID.MS)
 	codec, err := c.cache.Codec(ctx, c.id)
 	if ctx.Err() != nil {
 		return false // closing: no new segment
@@ -321,6 +343,20 @@ func (c *camRec) open(ctx context.Context, p cache.Packet) bool {
 	c.w, c.idx, c.segMS = w, idx, p.ID.MS
 	c.openAudio(p)
 	return true
+}
+
+// freeSegmentPath names a segment starting at ms. Switched off and on
+// within a GOP, the recorder resumes at the keyframe a finished segment
+// already starts at: the new segment's name then takes the next free
+// millisecond, so it never replaces that segment (the packets both hold
+// are the repeat of under one GOP documented on StartCamera).
+func (c *camRec) freeSegmentPath(ms uint64) string {
+	for i := uint64(0); ; i++ {
+		path := filepath.Join(c.dir, segmentName(c.id, ms+i))
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) || i == 999 {
+			return path
+		}
+	}
 }
 
 // finish finalises the open segment, logging a failure.

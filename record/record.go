@@ -222,8 +222,11 @@ func (r *Recorder) Stop(ctx context.Context, t time.Time) error {
 }
 
 // StartCamera switches camera id on at t: recording starts at the keyframe
-// at or before t - PreRoll (never repeating a packet already recorded) and
-// continues until switched off; a pending switch-off is cancelled. It then
+// at or before t - PreRoll, or, when that was recorded already, at the
+// keyframe at or before the first packet not yet recorded (a segment must
+// start at a keyframe, so switched off and on within a GOP, the new segment
+// repeats less than one GOP of the previous one, under a name of its own),
+// and continues until switched off; a pending switch-off is cancelled. It then
 // writes the Switch (store "1"), unless Always; the recorder is switched
 // even when that write fails (the error says so).
 func (r *Recorder) StartCamera(ctx context.Context, id string, t time.Time) error {

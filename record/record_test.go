@@ -564,3 +564,64 @@ func TestRedisSwitchNotifications(t *testing.T) {
 		t.Errorf("on after %v, off after %v; want at once", on, off)
 	}
 }
+
+// Switched off and on again before the next keyframe, the recorder resumes
+// at the keyframe the first segment starts at: the second segment gets a
+// name of its own and the first one is kept, not replaced.
+func TestOffOnSameKeyframe(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{})
+	defer mc.Close()
+	live := clip.Live(t, mc, "cam", 0)
+	defer live.Stop()
+	cl := chrysalis.New(mc, chrysalis.Options{})
+	defer cl.Close()
+	dir := t.TempDir()
+	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour, PreRoll: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	ctx := context.Background()
+	// Just after a keyframe, so that off and on fall in its GOP (2 s).
+	eventually(t, 10*time.Second, "a fresh keyframe", func() bool {
+		p, err := mc.RevRange(ctx, "cam", cache.MaxID, cache.MinID, 1)
+		return err == nil && len(p) == 1 && p[0].Keyframe && time.Since(time.UnixMilli(int64(p[0].ID.MS))) < 300*time.Millisecond
+	})
+	if err := rec.Start(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "recording", func() bool { return stats(t, rec, "cam").Packets >= 3 })
+	if err := rec.Stop(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam").Recording })
+	first, err := record.List(dir, "cam")
+	if err != nil || len(first) != 1 {
+		t.Fatalf("segments %+v, %v", first, err)
+	}
+	n := stats(t, rec, "cam").Packets
+	if err := rec.Start(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "recording again", func() bool { return stats(t, rec, "cam").Packets > n+3 })
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := record.List(dir, "cam")
+	if err != nil || len(segs) != 2 {
+		t.Fatalf("segments %+v, %v: want the first kept and a second one", segs, err)
+	}
+	a, err := record.ReadSegment(segs[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := record.ReadSegment(segs[1].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if segs[0].Path != first[0].Path || len(a) != int(first[0].Frames) {
+		t.Fatalf("first segment %s now has %d packets, was %s with %d", segs[0].Path, len(a), first[0].Path, first[0].Frames)
+	}
+	t.Logf("first %d packets from %v, second %d from %v", len(a), a[0].ID, len(b), b[0].ID)
+}
