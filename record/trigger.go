@@ -19,7 +19,9 @@ import (
 // recording starts at the keyframe at or before t - PreRoll; each later
 // trigger moves the end to its time + Hold; when the wall clock passes the
 // end without a new trigger, StopCamera(end) records through end +
-// PostRoll. Triggers are stamped by their image's Time (cache time). When
+// PostRoll and writes the Switch. The recorder learns the pending end at
+// each trigger, so the recording stops with the last packet at or before
+// it even when that timer fires late on a busy machine. Triggers are stamped by their image's Time (cache time). When
 // the input closes or ctx ends while recording, the camera is switched off
 // at the earlier of now and the pending end.
 //
@@ -116,9 +118,17 @@ func (tr *Trigger) Run(ctx context.Context, in <-chan flow.Image) error {
 					tr.Recorder.o.Logger.Warn("record: trigger", "err", err) // switched; the Switch not written
 				}
 				s.on = true
+			} else if c := tr.Recorder.cams[id]; c != nil {
+				c.switchOn(t) // still on: cancels the pending switch-off set below
 			}
 			if e := t.Add(hold); e.After(s.end) {
 				s.end = e
+			}
+			if c := tr.Recorder.cams[id]; c != nil {
+				// The switch-off is known now: the recorder ends with the
+				// last packet at or before it however late the timer below
+				// fires (which then writes the Switch).
+				c.switchOff(s.end)
 			}
 			arm()
 		case <-timer.C:
