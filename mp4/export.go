@@ -21,6 +21,13 @@ type ExportStats struct {
 	// AudioBad counts the cached audio entries in the video's span that
 	// were skipped as not well-formed ADTS.
 	AudioFrames, AudioBad int64
+	// Skipped counts the window's video packets read but not written: those
+	// before the first keyframe (when the cache holds none at or before the
+	// window's start) and those after a gap in packet numbers until the
+	// next keyframe. Their frames are missing from the file.
+	Skipped int64
+	// Gaps counts the gaps in the packet numbering behind Skipped.
+	Gaps int64
 }
 
 // exportPage is how many packets Export fetches per cache round trip.
@@ -117,7 +124,7 @@ func Export(ctx context.Context, c cache.Cache, camera string, start, end cache.
 	}
 	err = w.Close()
 	ws := w.Stats()
-	st.Frames, st.AudioFrames, st.AudioBad = ws.Packets, ws.AudioPackets, ws.AudioBad
+	st.Frames, st.AudioFrames, st.AudioBad, st.Skipped, st.Gaps = ws.Packets, ws.AudioPackets, ws.AudioBad, ws.Skipped, ws.Gaps
 	if errors.Is(err, ErrNoFrames) || (err == nil && uint64(st.LastMS) < start.MS) {
 		os.Remove(path)
 		return ExportStats{}, fmt.Errorf("camera %q: no frames in the window: %w", camera, cache.ErrNotFound)

@@ -143,6 +143,9 @@ type Stats struct {
 	// and those after a gap in the packet numbering (a lost packet) up to
 	// the next keyframe, which could not be decoded.
 	Skipped int64
+	// Gaps counts the gaps in the packet numbering that made the writer
+	// skip to the next keyframe.
+	Gaps int64
 	// AudioPackets is the number of AAC frames in the audio track (see
 	// AddAudio); AudioSkipped counts those left out because they lie
 	// outside the video's span or overlap frames written, AudioBad the
@@ -226,7 +229,7 @@ type Writer struct {
 
 	modeStat                             atomic.Int32 // mode, for Stats from other goroutines
 	packets                              atomic.Int64
-	skipped                              atomic.Int64
+	skipped, gaps                        atomic.Int64
 	audioPackets, audioSkipped, audioBad atomic.Int64
 	closed                               bool
 	closeErr                             error
@@ -330,7 +333,7 @@ func (w *Writer) Path() string { return w.path }
 
 // Stats returns the writer's counters; safe from any goroutine.
 func (w *Writer) Stats() Stats {
-	return Stats{Mode: Mode(w.modeStat.Load()), Packets: w.packets.Load(), Skipped: w.skipped.Load(),
+	return Stats{Mode: Mode(w.modeStat.Load()), Packets: w.packets.Load(), Skipped: w.skipped.Load(), Gaps: w.gaps.Load(),
 		AudioPackets: w.audioPackets.Load(), AudioSkipped: w.audioSkipped.Load(), AudioBad: w.audioBad.Load()}
 }
 
@@ -366,6 +369,7 @@ func (w *Writer) WritePacket(p cache.Packet) error {
 	// Detect lost packets through the ingest's numbering.
 	if media.NumberGap(w.lastNumber, p.Number) && !p.Keyframe && w.headerDone {
 		if !w.gap {
+			w.gaps.Add(1)
 			w.log.Warn("mp4: gap in packet numbers; skipping to the next keyframe", "file", w.path,
 				"after", w.lastNumber, "got", p.Number)
 		}

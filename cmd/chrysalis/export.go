@@ -38,6 +38,14 @@ type exportResult struct {
 	// AudioFrames is the number of AAC frames muxed (MP4 from a cache
 	// with audio: the cloud layout).
 	AudioFrames int64 `json:"audio_frames,omitempty"`
+	// Missing counts the window's video packets whose frames are not in
+	// the output: not decodable after a gap in the packet numbers or a
+	// corrupt packet (until the next keyframe), or before the window's
+	// first keyframe. Gaps and Corrupt say why (images; a remux cannot
+	// tell a corrupt packet).
+	Missing int64 `json:"missing_frames,omitempty"`
+	Gaps    int64 `json:"gaps,omitempty"`
+	Corrupt int64 `json:"corrupt_packets,omitempty"`
 }
 
 func newExportCmd() *cobra.Command {
@@ -113,6 +121,12 @@ A progress bar shows when stderr is a terminal.`,
 			if err != nil {
 				return err
 			}
+			if res.Missing > 0 {
+				// Frames are missing: say so on stderr, JSON or not, so a
+				// short export never passes for a whole one.
+				fmt.Fprintf(cmd.ErrOrStderr(), "chrysalis export: warning: %d frames of the window are missing from the output (%s)\n",
+					res.Missing, missingWhy(res))
+			}
 			w := cmd.OutOrStdout()
 			if asJSON {
 				return json.NewEncoder(w).Encode(res)
@@ -138,6 +152,28 @@ A progress bar shows when stderr is a terminal.`,
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.StringVar(&archive, "archive", "", "read what the cache has trimmed from this record archive (MP4 only)")
 	return c
+}
+
+// missingWhy says why an export's frames are missing.
+func missingWhy(r exportResult) string {
+	var why []string
+	if r.Gaps > 0 {
+		why = append(why, plural(r.Gaps, "gap")+" in the packet numbers")
+	}
+	if r.Corrupt > 0 {
+		why = append(why, plural(r.Corrupt, "corrupt packet"))
+	}
+	if len(why) == 0 {
+		return "no keyframe before them in the window"
+	}
+	return strings.Join(why, ", ") + "; decoding skips to the next keyframe after each"
+}
+
+func plural(n int64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // progress returns a progress bar on stderr when it is a terminal, or nil.
@@ -199,6 +235,7 @@ func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, 
 		return res, err
 	}
 	res.Frames, res.StartMS, res.EndMS, res.AudioFrames = st.Frames, st.FirstMS, st.LastMS, st.AudioFrames
+	res.Missing, res.Gaps = st.Skipped, st.Gaps
 	res.Seconds = float64(res.EndMS-res.StartMS) / 1000
 	return res, nil
 }
@@ -253,6 +290,8 @@ read:
 		bar.Finish()
 	}
 	res.Files = w.Written()
+	cs := cam.Stats()
+	res.Missing, res.Gaps, res.Corrupt = cs.Skipped+cs.Corrupt, cs.Gaps, cs.Corrupt
 	switch {
 	case err != nil:
 		return res, err

@@ -205,7 +205,7 @@ func (s *Session) Feed(ctx context.Context, p media.Packet, fn FrameFunc) error 
 	var de *av.DecodeError
 	if errors.As(err, &de) {
 		s.c.Corrupt.Add(1)
-		s.log.Debug("corrupt packet; skipping to the next keyframe", "id", p.ID.String(), "err", err)
+		s.log.Warn("corrupt packet: its frames are dropped; skipping to the next keyframe", "id", p.ID.String(), "err", err)
 		s.dec.Reset()
 		clear(s.meta)
 		s.needKey = true
