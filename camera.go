@@ -217,7 +217,9 @@ func (c *Camera) codecInfo(ctx context.Context) (cache.Codec, bool, error) {
 // decodes the stream ahead of the caller, every packet as it arrives from a
 // blocking cache read, keeping only the newest decoded frame unconverted
 // (it starts at the newest keyframe; GOPs that go stale while it is behind
-// are not decoded). Latest waits for its first catch-up, then converts the
+// are not decoded). The follower's decoder works on a thread of its own
+// (named chrysalis-dec) while the goroutine parks, which keeps the Go
+// runtime from polling through every packet's decode. Latest waits for its first catch-up, then converts the
 // newest frame and returns at once, so a slow caller gets a frame at most
 // one frame interval plus one conversion old. The follower stops at Close,
 // or after CameraOptions.LiveIdle without a Latest or WaitLatest call (the

@@ -118,7 +118,12 @@ func (f *follower) keep(fr *av.Frame, p cache.Packet) error {
 
 func (f *follower) run(ctx context.Context) {
 	c := f.cam
-	s := c.session(c.o.LiveThreads)
+	o := c.sessionOptions(c.o.LiveThreads)
+	// Each packet is decoded alone as it arrives: on the decoder's thread,
+	// so this goroutine parks instead of holding a cgo call (see
+	// av.DecoderOptions.OffThread).
+	o.OffThread = true
+	s := decode.New(o)
 	defer close(f.done)
 	defer func() {
 		s.Close()

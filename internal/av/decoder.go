@@ -45,6 +45,13 @@ type DecoderOptions struct {
 	// Logger receives the decoder's own diagnostics (not FFmpeg's log).
 	// Nil means slog.Default().
 	Logger *slog.Logger
+	// OffThread runs the decoding of each packet on a C thread owned by the
+	// Decoder, while the calling goroutine parks (no cgo call held for the
+	// packet's decode time). For a live stream decoded packet by packet as
+	// it arrives this saves the Go runtime's sysmon tens of wakeups per
+	// packet. It is ignored with HWDevice (a hardware decoder calls back
+	// into Go) and when astiav's layout hides the C pointers it needs.
+	OffThread bool
 }
 
 // DecodeError is returned by Decoder.Decode and Decoder.Flush when FFmpeg
@@ -94,6 +101,7 @@ type Decoder struct {
 	swFrame *astiav.Frame // hardware frames are downloaded here
 	out     Frame         // handed to callbacks
 	pktBuf  []byte        // packet payload followed by zeroed padding
+	snd     *sender       // OffThread's decode thread, or nil
 }
 
 // FindDecoder returns FFmpeg's decoder for a codec name as the cache
@@ -142,7 +150,24 @@ func NewDecoder(p CodecParams, o DecoderOptions) (*Decoder, error) {
 		d.Close()
 		return nil, err
 	}
+	if o.OffThread && o.HWDevice == "" && canReachCodecContext && canReachPacket {
+		snd, err := newSender()
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		d.snd = snd // freed by Close
+	}
 	return d, nil
+}
+
+// sendPacket is avcodec_send_packet(d.cc, d.pkt), on the decode thread
+// when there is one.
+func (d *Decoder) sendPacket() error {
+	if d.snd == nil {
+		return d.cc.SendPacket(d.pkt)
+	}
+	return astiavError(d.snd.send(codecContextC(d.cc), packetC(d.pkt)))
 }
 
 // openCodec allocates, configures and opens d.cc.
@@ -286,7 +311,7 @@ func (d *Decoder) Decode(data []byte, pts, dts int64, keyframe bool, fn func(f *
 	defer d.pkt.Unref()
 
 	for {
-		err := d.cc.SendPacket(d.pkt)
+		err := d.sendPacket()
 		if err == nil {
 			break
 		}
@@ -420,6 +445,8 @@ func (d *Decoder) Close() error {
 	if d == nil {
 		return nil
 	}
+	d.snd.free()
+	d.snd = nil
 	d.closeCodec()
 	if d.pkt != nil {
 		d.pkt.Free()

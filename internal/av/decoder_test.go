@@ -145,12 +145,14 @@ func TestGarbagePacket(t *testing.T) {
 		file    string
 		annexB  bool
 		threads int
+		off     bool // DecoderOptions.OffThread
 	}{
-		{"avcc", "clip720.mp4", false, 0},
-		{"avcc/threads1", "clip720.mp4", false, 1},
-		{"hevc", "hevc720.mp4", false, 0},
-		{"annexb", "reschange.ts", true, 0},
-		{"annexb/threads1", "reschange.ts", true, 1},
+		{"avcc", "clip720.mp4", false, 0, false},
+		{"avcc/threads1", "clip720.mp4", false, 1, false},
+		{"avcc/threads1/offthread", "clip720.mp4", false, 1, true},
+		{"hevc", "hevc720.mp4", false, 0, false},
+		{"annexb", "reschange.ts", true, 0, false},
+		{"annexb/threads1", "reschange.ts", true, 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := demux(t, testdata+tc.file)
@@ -159,7 +161,7 @@ func TestGarbagePacket(t *testing.T) {
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
 			for seed := range 5 {
-				d := newTestDecoder(t, s.params, DecoderOptions{Threads: tc.threads})
+				d := newTestDecoder(t, s.params, DecoderOptions{Threads: tc.threads, OffThread: tc.off})
 				n := 0
 				for _, p := range s.packets[:20] {
 					if err := d.Decode(p.data, p.pts, p.dts, p.key, countFrames(&n)); err != nil {

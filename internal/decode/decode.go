@@ -59,6 +59,10 @@ type Options struct {
 	// Threads and HWDevice go to the decoder (av.DecoderOptions).
 	Threads  int
 	HWDevice string
+	// OffThread decodes on a C thread of the decoder's own
+	// (av.DecoderOptions.OffThread): for a live follower, which decodes
+	// each packet alone as it arrives.
+	OffThread bool
 	// Pool supplies and recycles image buffers. Required.
 	Pool *media.ImagePool
 	// Counters may be shared; nil gives the session its own.
@@ -299,7 +303,7 @@ func (s *Session) restart(ctx context.Context, kf media.Packet, fn FrameFunc) er
 		s.dec = nil
 	}
 	dec, err := av.NewDecoder(av.CodecParams{Name: cd.Name, Width: cd.Width, Height: cd.Height, PixFmt: cd.PixFmt, Extradata: cd.Extradata},
-		av.DecoderOptions{Threads: s.o.Threads, HWDevice: s.o.HWDevice, Logger: s.log})
+		av.DecoderOptions{Threads: s.o.Threads, HWDevice: s.o.HWDevice, Logger: s.log, OffThread: s.o.OffThread})
 	if err != nil {
 		return fmt.Errorf("camera %q: %w", s.o.Camera, err)
 	}
