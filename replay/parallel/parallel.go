@@ -52,7 +52,9 @@ var ErrPlanned = errors.New("parallel: the group is already planned")
 // Plan splits [from, to] of each camera at its keyframes into items, adds
 // them to the group's stream and creates the consumer group. Only the
 // first planner of a group plans (ErrPlanned for the others, who join
-// with Worker). It returns the number of items.
+// with Worker). It returns the number of items. When writing the plan
+// fails, the group is left unplanned (call Cleanup before planning again:
+// the stream may hold some of the items).
 func Plan(ctx context.Context, rdb redis.UniversalClient, c cache.Cache, group string, cams []string, from, to time.Time) (int, error) {
 	if !from.Before(to) {
 		return 0, fmt.Errorf("parallel: empty window %v..%v", from, to)
@@ -82,7 +84,11 @@ func Plan(ctx context.Context, rdb redis.UniversalClient, c cache.Cache, group s
 	pipe.XGroupCreateMkStream(ctx, StreamKey(group), group, "0")
 	pipe.Set(ctx, planKey(group), len(items), 0)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, err
+		// Not planned: release the group (a stale "planning" or count
+		// would make workers wait forever or take a broken plan, and a
+		// retry fail with ErrPlanned).
+		rdb.Del(context.WithoutCancel(ctx), planKey(group))
+		return 0, fmt.Errorf("parallel: planning group %q: %w", group, err)
 	}
 	return len(items), nil
 }
