@@ -38,6 +38,9 @@ type exportResult struct {
 	// AudioFrames is the number of AAC frames muxed (MP4 from a cache
 	// with audio: the cloud layout).
 	AudioFrames int64 `json:"audio_frames,omitempty"`
+	// CutMS: a codec change at this cache time (unix ms) ended the file
+	// before --to (also logged).
+	CutMS int64 `json:"cut_at,omitempty"`
 }
 
 func newExportCmd() *cobra.Command {
@@ -198,7 +201,7 @@ func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, 
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return res, err
 	}
-	res.Frames, res.StartMS, res.EndMS, res.AudioFrames = st.Frames, st.FirstMS, st.LastMS, st.AudioFrames
+	res.Frames, res.StartMS, res.EndMS, res.AudioFrames, res.CutMS = st.Frames, st.FirstMS, st.LastMS, st.AudioFrames, st.CutMS
 	res.Seconds = float64(res.EndMS-res.StartMS) / 1000
 	return res, nil
 }
