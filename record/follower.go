@@ -382,6 +382,10 @@ func (c *camRec) endSegment() error {
 		c.segments.Add(1)
 		st := w.Stats()
 		c.log.Debug("record: segment finished", "file", w.Path(), "packets", st.Packets, "audio", st.AudioPackets)
+		if st.AudioBad > 0 {
+			// The count writeAudio's first warning promises.
+			c.log.Warn("record: the segment's audio lacks malformed entries", "file", w.Path(), "audio_bad", st.AudioBad)
+		}
 	}
 	c.retain(time.Now())
 	return err
