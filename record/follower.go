@@ -301,7 +301,13 @@ func (c *camRec) write(ctx context.Context, p cache.Packet) {
 		skipped = c.w.Stats().Skipped
 		err = c.w.WritePacket(p)
 	}
-	if err == nil && len(p.Data) > 0 && c.w.Stats().Skipped == skipped {
+	if err == nil && c.w.Stats().Skipped != skipped {
+		// The writer left p out (a gap in the numbering it saw, which it
+		// logged): not archived.
+		c.skipped.Add(1)
+		return
+	}
+	if err == nil && len(p.Data) > 0 {
 		// Before p can reach the file: the writer holds it until the next
 		// packet, and cuts its fragment at the next keyframe.
 		if err = c.idx.add(p); err != nil {
