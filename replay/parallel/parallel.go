@@ -7,7 +7,8 @@
 //
 // Keys, for a group NAME: the stream chrysalis:replay:NAME (the items and
 // the consumer group NAME) and chrysalis:replay:NAME:plan (the planner's
-// lock, then the item count). Each command names one key (cluster-safe).
+// lock, which expires a minute after a dead planner last renewed it, then
+// the item count). Each command names one key (cluster-safe).
 //
 // Exactly once: an item's frames are handed to the worker's callback,
 // then its done callback runs, then the item is acknowledged. A worker
@@ -46,6 +47,11 @@ func StreamKey(group string) string { return "chrysalis:replay:" + group }
 
 func planKey(group string) string { return StreamKey(group) + ":plan" }
 
+// planningTTL bounds the planner's lock while it plans: renewed per
+// camera, it expires this long after a planner died (the final plan has no
+// expiry).
+const planningTTL = time.Minute
+
 // ErrPlanned: another process planned (or is planning) this group.
 var ErrPlanned = errors.New("parallel: the group is already planned")
 
@@ -59,7 +65,10 @@ func Plan(ctx context.Context, rdb redis.UniversalClient, c cache.Cache, group s
 	if !from.Before(to) {
 		return 0, fmt.Errorf("parallel: empty window %v..%v", from, to)
 	}
-	ok, err := rdb.SetNX(ctx, planKey(group), "planning", 0).Result()
+	// The lock expires unless renewed, so a planner that dies mid-plan
+	// does not leave the workers waiting for a plan forever (they then
+	// report the group unplanned).
+	ok, err := rdb.SetNX(ctx, planKey(group), "planning", planningTTL).Result()
 	if err != nil {
 		return 0, err
 	}
@@ -68,6 +77,10 @@ func Plan(ctx context.Context, rdb redis.UniversalClient, c cache.Cache, group s
 	}
 	var items []Item
 	for _, cam := range cams {
+		if err := rdb.PExpire(ctx, planKey(group), planningTTL).Err(); err != nil {
+			rdb.Del(context.WithoutCancel(ctx), planKey(group))
+			return 0, err
+		}
 		it, err := split(ctx, c, cam, from, to)
 		if err != nil {
 			rdb.Del(context.WithoutCancel(ctx), planKey(group))
