@@ -77,7 +77,10 @@ func Plan(ctx context.Context, rdb redis.UniversalClient, c cache.Cache, group s
 	}
 	var items []Item
 	for _, cam := range cams {
-		if err := rdb.PExpire(ctx, planKey(group), planningTTL).Err(); err != nil {
+		if ok, err := rdb.PExpire(ctx, planKey(group), planningTTL).Result(); err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("parallel: group %q: the planning lock expired", group)
+			}
 			rdb.Del(context.WithoutCancel(ctx), planKey(group))
 			return 0, err
 		}
