@@ -3,6 +3,7 @@ package parallel_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,36 @@ func TestPlanningLockExpires(t *testing.T) {
 	}
 	if ttl := rdb.PTTL(ctx, "chrysalis:replay:g:plan").Val(); ttl != -1 {
 		t.Errorf("the finished plan expires (PTTL %v)", ttl)
+	}
+}
+
+// A planner whose lock expired (or was removed) mid-plan stops: another
+// planner may own the group now.
+func TestPlanningLockLost(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	mc := cache.NewMemory(cache.Retention{MaxAge: time.Hour})
+	defer mc.Close()
+	const t0 = int64(1_700_000_000_000)
+	clip := testclip.Load(t, "clip720.mp4")
+	clip.Append(t, mc, "a", t0, 40)
+	clip.Append(t, mc, "b", t0, 40)
+	bc := &blockingCache{Cache: mc, entered: make(chan struct{}), release: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := parallel.Plan(ctx, rdb, bc, "g", []string{"a", "b"}, time.UnixMilli(t0), time.UnixMilli(t0+4000))
+		errc <- err
+	}()
+	<-bc.entered // in camera a's split
+	rdb.Del(ctx, "chrysalis:replay:g:plan")
+	bc.entered = make(chan struct{}) // camera b's split may enter again
+	close(bc.release)
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "lock expired") {
+		t.Fatalf("Plan after losing its lock: %v, want the lock expired", err)
+	}
+	if n, _ := rdb.Exists(ctx, parallel.StreamKey("g")).Result(); n != 0 {
+		t.Error("the planner wrote items after losing its lock")
 	}
 }
