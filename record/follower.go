@@ -118,7 +118,9 @@ func (c *camRec) state() (on bool, gen uint64, onAt, offAt time.Time) {
 func (c *camRec) offIfDue(gen uint64, ms uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen || !c.on || c.offAt.IsZero() || ms <= uint64(c.offAt.UnixMilli()) {
+	// Signed: a switch-off time before 1970 is due at once (as uint64 it
+	// was never due).
+	if c.gen != gen || !c.on || c.offAt.IsZero() || int64(ms) <= c.offAt.UnixMilli() {
 		return false
 	}
 	c.on, c.offAt = false, time.Time{}
@@ -144,6 +146,9 @@ func (c *camRec) run(ctx context.Context, cam *chrysalis.Camera) {
 		if err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			if c.offIfDue(gen, uint64(time.Now().UnixMilli())) {
+				continue // switched off meanwhile: nothing to record
 			}
 			c.log.Warn("record: finding the pre-roll start failed", "err", err)
 			if !sleep(ctx, retryPause) {
