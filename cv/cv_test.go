@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"image"
 	"image/jpeg"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -271,5 +272,24 @@ func TestAnnotateNothing(t *testing.T) {
 	got, err := flowtest.RunOp(t, cv.Annotate(), []flow.Image{img})
 	if err != nil || len(got) != 1 || got[0] != img || img.Modified {
 		t.Errorf("got %d images (same %v), modified %v, %v", len(got), len(got) == 1 && got[0] == img, img.Modified, err)
+	}
+}
+
+// NaN and infinite options are refused when the detector is made (they
+// passed the range checks: the detector then found nothing, or failed on
+// every frame).
+func TestNonFiniteOptions(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	for _, o := range []cv.HOGOptions{{Upscale: nan}, {Scale: nan}, {Scale: inf}, {HitThreshold: nan}, {HitThreshold: inf}, {Upscale: math.Inf(-1)}} {
+		if h, err := cv.NewHOG(o); err == nil {
+			h.Close()
+			t.Errorf("NewHOG(%+v) accepted", o)
+		}
+	}
+	for _, o := range []cv.CascadeOptions{{Scale: nan}, {Scale: inf}} {
+		if c, err := cv.NewCascade(cv.LBPFrontalFace, o); err == nil {
+			c.Close()
+			t.Errorf("NewCascade(%+v) accepted", o)
+		}
 	}
 }

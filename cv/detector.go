@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -110,6 +111,9 @@ type HOG struct {
 
 // NewHOG returns a HOG people detector. Close it when done.
 func NewHOG(o HOGOptions) (*HOG, error) {
+	if err := finite("HOG", o.HitThreshold, o.Scale, o.Upscale); err != nil {
+		return nil, err
+	}
 	if o.WinStride <= 0 {
 		o.WinStride = 8
 	}
@@ -132,6 +136,17 @@ func NewHOG(o HOGOptions) (*HOG, error) {
 	d := &HOG{o: o, h: h}
 	runtime.SetFinalizer(d, (*HOG).Close)
 	return d, nil
+}
+
+// finite rejects a NaN or infinite option (they pass the range checks, and
+// the detector then silently finds nothing or fails on every frame).
+func finite(model string, vs ...float64) error {
+	for _, v := range vs {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("cv: %s: option %v is not a finite number", model, v)
+		}
+	}
+	return nil
 }
 
 // hogWinW and hogWinH are the default people detector's window.
@@ -270,6 +285,9 @@ type Cascade struct {
 // NewCascade loads a cascade: a path, or a name of DataDirs such as
 // HaarFrontalFace. Close it when done.
 func NewCascade(file string, o CascadeOptions) (*Cascade, error) {
+	if err := finite("cascade", o.Scale); err != nil {
+		return nil, err
+	}
 	path, err := CascadeFile(file)
 	if err != nil {
 		return nil, err

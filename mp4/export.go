@@ -28,6 +28,9 @@ type ExportStats struct {
 	Skipped int64
 	// Gaps counts the gaps in the packet numbering behind Skipped.
 	Gaps int64
+	// CutMS is the cache time of the keyframe where a codec change ended
+	// the file before the window's end (0: not cut). Logged at Warn.
+	CutMS int64
 }
 
 // exportPage is how many packets Export fetches per cache round trip.
@@ -37,8 +40,8 @@ const exportPage = 256
 // at path, without re-encoding. An MP4 can only start on a keyframe, so the
 // file starts at the keyframe at or before start (or, when there is none,
 // at the first keyframe inside the window). A codec change inside the
-// window ends the file at the change. progress, when set, is called once
-// per packet written. A window without frames returns an error wrapping
+// window ends the file at the change (ExportStats.CutMS, logged at Warn).
+// progress, when set, is called once per packet written. A window without frames returns an error wrapping
 // cache.ErrNotFound and leaves no file.
 //
 // When the cache keeps the camera's audio (cache.AudioReader: rediscache's
@@ -94,7 +97,10 @@ func Export(ctx context.Context, c cache.Cache, camera string, start, end cache.
 		for _, p := range pkts {
 			err := w.WritePacket(p)
 			if errors.Is(err, ErrCodecChanged) {
-				log.Info("mp4: export stops at a codec change", "camera", camera, "at", p.ID.String())
+				// The rest of the window is not in the file: say so.
+				st.CutMS = int64(p.ID.MS)
+				log.Warn("mp4: export cut short at a codec change; the rest of the window is not in the file",
+					"camera", camera, "at", p.ID.String(), "window_end", end.String(), "written", w.Stats().Packets, "err", err)
 				done = true
 				break
 			}

@@ -1,10 +1,15 @@
 package record_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"math"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,4 +92,74 @@ func TestRecordAudio(t *testing.T) {
 	if want := 4.0 / frameSec; math.Abs(float64(audio)-want) > 1 {
 		t.Fatalf("%d audio packets in all, want %.1f", audio, want)
 	}
+}
+
+// Malformed audio entries left out of a segment are counted in a Warn at
+// the segment's end (not only the first one logged).
+func TestRecordAudioBadCounted(t *testing.T) {
+	testclip.RequireFFmpeg(t)
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", "5", "-c:a", "aac", "-b:a", "64k", "-f", "adts", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg aac: %v", err)
+	}
+	t0 := time.Now().Add(-10 * time.Second).UnixMilli()
+	testclip.LoadAnnexB(t, "clip720.mp4").WriteCloud(t, rdb, "input_rtmp_stream", t0, 40)
+	pipe := rdb.Pipeline()
+	bad := 0
+	for i := 0; len(out) >= 7; i++ {
+		n := int(out[3]&3)<<11 | int(out[4])<<3 | int(out[5]>>5)
+		ms := t0 - 300 + int64(math.Round(float64(i)*1024*1000/48000))
+		f := out[:n]
+		if i%20 == 10 && ms > t0+200 && ms < t0+1800 { // inside the first segment's video
+			f, bad = []byte("not audio"), bad+1
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: "input_rtmp_audio_stream", ID: strconv.FormatInt(ms, 10) + "-*", Values: []any{"frame", f}})
+		out = out[n:]
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL(), Layout: rediscache.LayoutCloud}, rediscache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	cl := chrysalis.New(rc, chrysalis.Options{})
+	defer cl.Close()
+	var logs syncBuffer
+	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: t.TempDir(), Always: true, PreRoll: 30 * time.Second,
+		Segment: time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "100 packets recorded", func() bool { return stats(t, rec, "cam").Packets == 100 })
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("audio_bad=%d", bad); bad == 0 || !strings.Contains(logs.String(), want) {
+		t.Errorf("no Warn with %s in %q", want, logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

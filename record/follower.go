@@ -118,7 +118,9 @@ func (c *camRec) state() (on bool, gen uint64, onAt, offAt time.Time) {
 func (c *camRec) offIfDue(gen uint64, ms uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen || !c.on || c.offAt.IsZero() || ms <= uint64(c.offAt.UnixMilli()) {
+	// Signed: a switch-off time before 1970 is due at once (as uint64 it
+	// was never due).
+	if c.gen != gen || !c.on || c.offAt.IsZero() || int64(ms) <= c.offAt.UnixMilli() {
 		return false
 	}
 	c.on, c.offAt = false, time.Time{}
@@ -144,6 +146,9 @@ func (c *camRec) run(ctx context.Context, cam *chrysalis.Camera) {
 		if err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			if c.offIfDue(gen, uint64(time.Now().UnixMilli())) {
+				continue // switched off meanwhile: nothing to record
 			}
 			c.log.Warn("record: finding the pre-roll start failed", "err", err)
 			if !sleep(ctx, retryPause) {
@@ -301,7 +306,13 @@ func (c *camRec) write(ctx context.Context, p cache.Packet) {
 		skipped = c.w.Stats().Skipped
 		err = c.w.WritePacket(p)
 	}
-	if err == nil && len(p.Data) > 0 && c.w.Stats().Skipped == skipped {
+	if err == nil && c.w.Stats().Skipped != skipped {
+		// The writer left p out (a gap in the numbering it saw, which it
+		// logged): not archived.
+		c.skipped.Add(1)
+		return
+	}
+	if err == nil && len(p.Data) > 0 {
 		// Before p can reach the file: the writer holds it until the next
 		// packet, and cuts its fragment at the next keyframe.
 		if err = c.idx.add(p); err != nil {
@@ -382,6 +393,10 @@ func (c *camRec) endSegment() error {
 		c.segments.Add(1)
 		st := w.Stats()
 		c.log.Debug("record: segment finished", "file", w.Path(), "packets", st.Packets, "audio", st.AudioPackets)
+		if st.AudioBad > 0 {
+			// The count writeAudio's first warning promises.
+			c.log.Warn("record: the segment's audio lacks malformed entries", "file", w.Path(), "audio_bad", st.AudioBad)
+		}
 	}
 	c.retain(time.Now())
 	return err

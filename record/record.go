@@ -309,7 +309,8 @@ type Stats struct {
 	// Segments counts finished segments, Deleted those retention removed.
 	Segments, Deleted int64
 	// Packets counts packets written, Skipped those not written (before
-	// a segment's first keyframe).
+	// a segment's first keyframe, or after a gap in the numbering up to
+	// the next keyframe).
 	Packets, Skipped int64
 }
 

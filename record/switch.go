@@ -66,6 +66,9 @@ func (s redisSwitch) Notify(ctx context.Context, cams []string) (<-chan struct{}
 	for i, c := range cams {
 		pats[i] = "__keyspace@*__:" + rediscache.AccessKey(c)
 	}
+	// stop ends the goroutine before ctx does: a closed subscription
+	// alone looks like a failure to retry.
+	ctx, cancel := context.WithCancel(ctx)
 	ps := s.rdb.PSubscribe(ctx, pats...)
 	wake := make(chan struct{}, 1)
 	done := make(chan struct{})
@@ -86,5 +89,5 @@ func (s redisSwitch) Notify(ctx context.Context, cams []string) (<-chan struct{}
 			}
 		}
 	}()
-	return wake, func() { ps.Close(); <-done }
+	return wake, func() { cancel(); ps.Close(); <-done }
 }

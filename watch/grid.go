@@ -86,6 +86,7 @@ type tileShot struct {
 	width int
 	jpeg  []byte
 	ts    int64 // unix ms of the frame
+	done  bool  // shut by close: open no camera
 }
 
 func newTiles() *tiles {
@@ -99,11 +100,17 @@ func (t *tiles) close() {
 	t.closed = true
 	for _, s := range t.shots {
 		s.mu.Lock()
-		if s.cam != nil {
-			s.cam.Close()
-			s.cam = nil
-		}
+		s.shut()
 		s.mu.Unlock()
+	}
+}
+
+// shut closes the shot's camera for good; s.mu is held.
+func (s *tileShot) shut() {
+	s.done = true
+	if s.cam != nil {
+		s.cam.Close()
+		s.cam = nil
 	}
 }
 
@@ -220,6 +227,10 @@ func (w *Watch) serveTile(rw http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.done { // closed between the check above and here
+		http.Error(rw, "watch stopped", http.StatusServiceUnavailable)
+		return
+	}
 	if s.cam == nil || s.width != width {
 		if s.cam != nil {
 			s.cam.Close()

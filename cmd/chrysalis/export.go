@@ -46,6 +46,9 @@ type exportResult struct {
 	Missing int64 `json:"missing_frames,omitempty"`
 	Gaps    int64 `json:"gaps,omitempty"`
 	Corrupt int64 `json:"corrupt_packets,omitempty"`
+	// CutMS: a codec change at this cache time (unix ms) ended the file
+	// before --to (also logged).
+	CutMS int64 `json:"cut_at,omitempty"`
 }
 
 func newExportCmd() *cobra.Command {
@@ -234,7 +237,7 @@ func exportMP4(ctx context.Context, cl *chrysalis.Client, camera string, start, 
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return res, err
 	}
-	res.Frames, res.StartMS, res.EndMS, res.AudioFrames = st.Frames, st.FirstMS, st.LastMS, st.AudioFrames
+	res.Frames, res.StartMS, res.EndMS, res.AudioFrames, res.CutMS = st.Frames, st.FirstMS, st.LastMS, st.AudioFrames, st.CutMS
 	res.Missing, res.Gaps = st.Skipped, st.Gaps
 	res.Seconds = float64(res.EndMS-res.StartMS) / 1000
 	return res, nil

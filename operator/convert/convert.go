@@ -21,7 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/internal/av"
@@ -42,7 +44,9 @@ const MaxSide = 8192
 type Op struct {
 	// Crop is the region to keep, in the input's pixels; empty keeps the
 	// whole image. A crop reaching past an image's edge is clipped to it;
-	// one that leaves nothing drops the image (counted in Dropped).
+	// one that leaves nothing drops the image (counted in Dropped, and
+	// logged at Warn with the count: at the first drop, then at most every
+	// 10 s).
 	Crop image.Rectangle
 	// Width and Height of the output: 0, 0 keeps the (cropped) size; a
 	// single 0 keeps the aspect ratio.
@@ -50,9 +54,12 @@ type Op struct {
 	// Format is the output's pixel format; Keep (the default) keeps the
 	// input's.
 	Format Format
+	// Logger (for the drop warnings) defaults to slog.Default().
+	Logger *slog.Logger
 
-	pool    media.ImagePool
-	dropped atomic.Int64
+	pool     media.ImagePool
+	dropped  atomic.Int64
+	lastWarn time.Time // Run's goroutine only
 }
 
 // Format selects an output pixel format, Keep for the input's.
@@ -109,12 +116,14 @@ func (o *Op) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.Imag
 			return err
 		}
 		res, err := o.convert(&conv, img)
+		if err == nil && res == nil {
+			o.drop(img)
+		}
 		img.Release()
 		if err != nil {
 			return err
 		}
 		if res == nil {
-			o.dropped.Add(1)
 			continue
 		}
 		if err := flow.Send(ctx, out, res); err != nil {
@@ -125,6 +134,21 @@ func (o *Op) Run(ctx context.Context, in <-chan flow.Image, out chan<- flow.Imag
 
 // convert converts one image with conv into a new image from o's pool, or
 // returns nil when the crop leaves nothing of it. img is only read.
+// drop counts an image whose crop left nothing, and warns: at the first
+// drop, then at most every 10 s.
+func (o *Op) drop(img *media.ChImage) {
+	n := o.dropped.Add(1)
+	if now := time.Now(); n == 1 || now.Sub(o.lastWarn) >= 10*time.Second {
+		o.lastWarn = now
+		log := o.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Warn("convert: the crop misses the image; dropping it", "crop", o.Crop, "width", img.Width,
+			"height", img.Height, "camera", img.Camera, "dropped", n)
+	}
+}
+
 func (o *Op) convert(conv *av.Converter, img *media.ChImage) (*media.ChImage, error) {
 	if err := img.Check(); err != nil {
 		return nil, fmt.Errorf("convert: %w", err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"image"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,5 +168,23 @@ func TestBadInput(t *testing.T) {
 	_, err = flowtest.RunOp(t, convert.Gray(), []flow.Image{bad})
 	if !errors.Is(err, media.ErrBadImage) {
 		t.Errorf("short image: %v, want ErrBadImage", err)
+	}
+}
+
+// A dropped image is not silent: the first drop is logged at Warn with
+// the count.
+func TestDropWarns(t *testing.T) {
+	var buf bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	defer slog.SetDefault(prev)
+	op := convert.Crop(image.Rect(100, 100, 200, 200))
+	got, err := flowtest.RunOp(t, op, []flow.Image{quadrants(), quadrants()})
+	if err != nil || len(got) != 0 || op.Dropped() != 2 {
+		t.Fatalf("crop outside: %d images, %d dropped, %v", len(got), op.Dropped(), err)
+	}
+	if s := buf.String(); !strings.Contains(s, "level=WARN") || !strings.Contains(s, "dropped=1") ||
+		strings.Count(s, "level=WARN") != 1 {
+		t.Errorf("want one Warn with the count, got %q", s)
 	}
 }

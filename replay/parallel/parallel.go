@@ -7,7 +7,8 @@
 //
 // Keys, for a group NAME: the stream chrysalis:replay:NAME (the items and
 // the consumer group NAME) and chrysalis:replay:NAME:plan (the planner's
-// lock, then the item count). Each command names one key (cluster-safe).
+// lock, which expires a minute after a dead planner last renewed it, then
+// the item count). Each command names one key (cluster-safe).
 //
 // Exactly once: an item's frames are handed to the worker's callback,
 // then its done callback runs, then the item is acknowledged. A worker
@@ -46,18 +47,28 @@ func StreamKey(group string) string { return "chrysalis:replay:" + group }
 
 func planKey(group string) string { return StreamKey(group) + ":plan" }
 
+// planningTTL bounds the planner's lock while it plans: renewed per
+// camera, it expires this long after a planner died (the final plan has no
+// expiry).
+const planningTTL = time.Minute
+
 // ErrPlanned: another process planned (or is planning) this group.
 var ErrPlanned = errors.New("parallel: the group is already planned")
 
 // Plan splits [from, to] of each camera at its keyframes into items, adds
 // them to the group's stream and creates the consumer group. Only the
 // first planner of a group plans (ErrPlanned for the others, who join
-// with Worker). It returns the number of items.
+// with Worker). It returns the number of items. When writing the plan
+// fails, the group is left unplanned (call Cleanup before planning again:
+// the stream may hold some of the items).
 func Plan(ctx context.Context, rdb redis.UniversalClient, c cache.Cache, group string, cams []string, from, to time.Time) (int, error) {
 	if !from.Before(to) {
 		return 0, fmt.Errorf("parallel: empty window %v..%v", from, to)
 	}
-	ok, err := rdb.SetNX(ctx, planKey(group), "planning", 0).Result()
+	// The lock expires unless renewed, so a planner that dies mid-plan
+	// does not leave the workers waiting for a plan forever (they then
+	// report the group unplanned).
+	ok, err := rdb.SetNX(ctx, planKey(group), "planning", planningTTL).Result()
 	if err != nil {
 		return 0, err
 	}
@@ -66,6 +77,13 @@ func Plan(ctx context.Context, rdb redis.UniversalClient, c cache.Cache, group s
 	}
 	var items []Item
 	for _, cam := range cams {
+		if ok, err := rdb.PExpire(ctx, planKey(group), planningTTL).Result(); err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("parallel: group %q: the planning lock expired", group)
+			}
+			rdb.Del(context.WithoutCancel(ctx), planKey(group))
+			return 0, err
+		}
 		it, err := split(ctx, c, cam, from, to)
 		if err != nil {
 			rdb.Del(context.WithoutCancel(ctx), planKey(group))
@@ -82,7 +100,11 @@ func Plan(ctx context.Context, rdb redis.UniversalClient, c cache.Cache, group s
 	pipe.XGroupCreateMkStream(ctx, StreamKey(group), group, "0")
 	pipe.Set(ctx, planKey(group), len(items), 0)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, err
+		// Not planned: release the group (a stale "planning" or count
+		// would make workers wait forever or take a broken plan, and a
+		// retry fail with ErrPlanned).
+		rdb.Del(context.WithoutCancel(ctx), planKey(group))
+		return 0, fmt.Errorf("parallel: planning group %q: %w", group, err)
 	}
 	return len(items), nil
 }
