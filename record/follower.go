@@ -332,6 +332,10 @@ func (c *camRec) write(ctx context.Context, p cache.Packet) {
 // in what p lacks (a writer that puts them in the codec key only).
 func (c *camRec) open(ctx context.Context, p cache.Packet) bool {
 	path := c.freeSegmentPath(p.ID.MS)
+	if path == "" {
+		c.log.Error("record: no free segment name: 1000 segments start within a millisecond of this one", "at", p.ID)
+		return false
+	}
 	codec, err := c.cache.Codec(ctx, c.id)
 	if ctx.Err() != nil {
 		return false // closing: no new segment
@@ -361,13 +365,16 @@ func (c *camRec) open(ctx context.Context, p cache.Packet) bool {
 // already starts at: the new segment's name then takes the next free
 // millisecond, so it never replaces that segment (the packets both hold
 // are the repeat of under one GOP documented on StartCamera).
+// It returns "" when the next 1000 names are all taken (no segment then:
+// never replace one).
 func (c *camRec) freeSegmentPath(ms uint64) string {
-	for i := uint64(0); ; i++ {
+	for i := range uint64(1000) {
 		path := filepath.Join(c.dir, segmentName(c.id, ms+i))
-		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) || i == 999 {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 			return path
 		}
 	}
+	return ""
 }
 
 // finish finalises the open segment, logging a failure.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,6 +269,12 @@ func info(s Segment) (SegmentInfo, error) {
 func reconcile(mp4Path, ip string) (int, error) {
 	pkts, err := readSegment(mp4Path)
 	if err != nil {
+		// Unparseable plays none (a killed recorder's file before its first
+		// fragment); a file that cannot be read at all (permissions, I/O)
+		// is kept and the error said: it may hold a recording.
+		if rerr := readable(mp4Path); rerr != nil {
+			return 0, rerr
+		}
 		return 0, nil
 	}
 	lines, err := readIndex(ip)
@@ -291,6 +298,20 @@ func reconcile(mp4Path, ip string) (int, error) {
 		return 0, err
 	}
 	return n, os.Rename(tmp, ip)
+}
+
+// readable reports an error when the file at p cannot be opened or read.
+func readable(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var b [1]byte
+	if _, err := f.Read(b[:]); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("record: reading %s: %w", p, err)
+	}
+	return nil
 }
 
 func removeIfExists(p string) error {
