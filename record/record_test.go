@@ -40,6 +40,41 @@ func eventually(t *testing.T, max time.Duration, what string, cond func() bool) 
 	return time.Since(start)
 }
 
+// liveCam plays clip720 live into a fresh memory cache as cam, with
+// history of it already cached, and returns the cache and a client on it;
+// the client, the live feed and the cache are closed when the test ends.
+func liveCam(t *testing.T, cam string, history time.Duration) (*cache.Memory, *chrysalis.Client) {
+	t.Helper()
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{})
+	t.Cleanup(func() { mc.Close() })
+	live := clip.Live(t, mc, cam, history)
+	t.Cleanup(live.Stop)
+	cl := chrysalis.New(mc, chrysalis.Options{})
+	t.Cleanup(func() { cl.Close() })
+	return mc, cl
+}
+
+// closeAndRead closes rec and returns cam's segments in dir, failing t
+// unless there are want of them, with the packets of each.
+func closeAndRead(t *testing.T, rec *record.Recorder, dir, cam string, want int) ([]record.SegmentInfo, [][]cache.Packet) {
+	t.Helper()
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := record.List(dir, cam)
+	if err != nil || len(segs) != want {
+		t.Fatalf("segments %+v, %v: want %d", segs, err, want)
+	}
+	pkts := make([][]cache.Packet, len(segs))
+	for i, s := range segs {
+		if pkts[i], err = record.ReadSegment(s.Path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return segs, pkts
+}
+
 func stats(t *testing.T, r *record.Recorder, cam string) record.Stats {
 	t.Helper()
 	s, ok := r.Stats(cam)
@@ -82,13 +117,7 @@ func segments(t *testing.T, dir, cam string) []record.Segment {
 // and the segments together hold exactly the cache's packets from there on:
 // none lost or repeated at a boundary, each segment starting at a keyframe.
 func TestPreRollContinuousSegments(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	mc := cache.NewMemory(cache.Retention{})
-	defer mc.Close()
-	live := clip.Live(t, mc, "cam1", 12*time.Second)
-	defer live.Stop()
-	cl := chrysalis.New(mc, chrysalis.Options{})
-	defer cl.Close()
+	mc, cl := liveCam(t, "cam1", 12*time.Second)
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam1"}, record.Options{Dir: dir, Segment: time.Second, PreRoll: 5 * time.Second})
 	if err != nil {
@@ -215,13 +244,7 @@ func TestRetention(t *testing.T) {
 // Close mid-segment (SIGTERM) finalises the open segment; before that, the
 // segment's temporary file already plays up to its last fragment (SIGKILL).
 func TestCloseMidSegment(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	mc := cache.NewMemory(cache.Retention{})
-	defer mc.Close()
-	live := clip.Live(t, mc, "cam", 3*time.Second)
-	defer live.Stop()
-	cl := chrysalis.New(mc, chrysalis.Options{})
-	defer cl.Close()
+	_, cl := liveCam(t, "cam", 3*time.Second)
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Always: true})
 	if err != nil {
@@ -445,13 +468,7 @@ func TestPostRollTwoCameras(t *testing.T) {
 // at the keyframe at or before the first packet not recorded, so no packet
 // between the two recordings is lost (up to one GOP is repeated).
 func TestOffOnWithinPreRoll(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	mc := cache.NewMemory(cache.Retention{})
-	defer mc.Close()
-	live := clip.Live(t, mc, "cam", 3*time.Second)
-	defer live.Stop()
-	cl := chrysalis.New(mc, chrysalis.Options{})
-	defer cl.Close()
+	mc, cl := liveCam(t, "cam", 3*time.Second)
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour})
 	if err != nil {
@@ -482,21 +499,8 @@ func TestOffOnWithinPreRoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "second segment", func() bool { return stats(t, rec, "cam").Segments == 1 && stats(t, rec, "cam").Packets > n+10 })
-	if err := rec.Close(); err != nil {
-		t.Fatal(err)
-	}
-	segs, err := record.List(dir, "cam")
-	if err != nil || len(segs) != 2 {
-		t.Fatalf("segments %+v, %v", segs, err)
-	}
-	a, err := record.ReadSegment(segs[0].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := record.ReadSegment(segs[1].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, pkts := closeAndRead(t, rec, dir, "cam", 2)
+	a, b := pkts[0], pkts[1]
 	if !b[0].Keyframe || b[0].ID.Compare(a[len(a)-1].ID) > 0 {
 		t.Fatalf("second segment starts at %v (key %v), after the first one's last packet %v: packets lost",
 			b[0].ID, b[0].Keyframe, a[len(a)-1].ID)
@@ -569,13 +573,7 @@ func TestRedisSwitchNotifications(t *testing.T) {
 // at the keyframe the first segment starts at: the second segment gets a
 // name of its own and the first one is kept, not replaced.
 func TestOffOnSameKeyframe(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	mc := cache.NewMemory(cache.Retention{})
-	defer mc.Close()
-	live := clip.Live(t, mc, "cam", 0)
-	defer live.Stop()
-	cl := chrysalis.New(mc, chrysalis.Options{})
-	defer cl.Close()
+	mc, cl := liveCam(t, "cam", 0)
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour, PreRoll: time.Millisecond})
 	if err != nil {
@@ -605,21 +603,8 @@ func TestOffOnSameKeyframe(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "recording again", func() bool { return stats(t, rec, "cam").Packets > n+3 })
-	if err := rec.Close(); err != nil {
-		t.Fatal(err)
-	}
-	segs, err := record.List(dir, "cam")
-	if err != nil || len(segs) != 2 {
-		t.Fatalf("segments %+v, %v: want the first kept and a second one", segs, err)
-	}
-	a, err := record.ReadSegment(segs[0].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := record.ReadSegment(segs[1].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	segs, pkts := closeAndRead(t, rec, dir, "cam", 2)
+	a, b := pkts[0], pkts[1]
 	if segs[0].Path != first[0].Path || len(a) != int(first[0].Frames) {
 		t.Fatalf("first segment %s now has %d packets, was %s with %d", segs[0].Path, len(a), first[0].Path, first[0].Frames)
 	}

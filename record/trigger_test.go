@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/flow"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
@@ -18,13 +17,7 @@ import (
 // Hold after the last one: the recording ends with the last packet at or
 // before that time.
 func TestTriggerHold(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	mc := cache.NewMemory(cache.Retention{})
-	defer mc.Close()
-	live := clip.Live(t, mc, "cam", 3*time.Second)
-	defer live.Stop()
-	cl := chrysalis.New(mc, chrysalis.Options{})
-	defer cl.Close()
+	mc, cl := liveCam(t, "cam", 3*time.Second)
 	dir := t.TempDir()
 	const pre, hold = time.Second, 700 * time.Millisecond
 	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, PreRoll: pre})
