@@ -59,17 +59,9 @@ func TestParseKeep(t *testing.T) {
 // it on and off with `record --on/--off`, and stops it with SIGTERM: every
 // segment is finalised and plays.
 func TestRecordCLI(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	srv := testredis.Start(t, testredis.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	live := clip.Live(t, rc, "cam", 4*time.Second)
-	defer live.Stop()
+	srv := liveRedis(t, ctx, "cam", 4*time.Second)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
 	key := rediscache.AccessKey("cam")
@@ -170,6 +162,23 @@ func startRecord(t *testing.T, ctx context.Context, srv *testredis.Server, args 
 		t.Fatalf("stdout %q, %v; stderr %s", line, err, stderr.String())
 	}
 	return cmd, stderr
+}
+
+// liveRedis starts a Redis server and plays clip720 live into it as cam,
+// with history of it already cached, and returns the server; the feed, its
+// cache connection and the server stop when the test ends.
+func liveRedis(t *testing.T, ctx context.Context, cam string, history time.Duration) *testredis.Server {
+	t.Helper()
+	clip := testclip.Load(t, "clip720.mp4")
+	srv := testredis.Start(t, testredis.Options{})
+	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	live := clip.Live(t, rc, cam, history)
+	t.Cleanup(live.Stop)
+	return srv
 }
 
 // waitFor polls cond every 20 ms until ctx ends.
@@ -304,17 +313,9 @@ func countLines(t *testing.T, path string) int {
 // recorder had written (the documented bound); the next run renames it
 // into place with its index cut to what it plays, and record ls lists it.
 func TestRecordSIGKILL(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	srv := testredis.Start(t, testredis.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	live := clip.Live(t, rc, "cam", 4*time.Second)
-	defer live.Stop()
+	srv := liveRedis(t, ctx, "cam", 4*time.Second)
 	out := t.TempDir()
 	dir := filepath.Join(out, "cam")
 	cmd, stderr := startRecord(t, ctx, srv, "--camera", "cam", "--out", out, "--always", "--segment", "1h", "--pre-roll", "5s")
@@ -381,17 +382,9 @@ func TestRecordRedisCLISwitch(t *testing.T) {
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Skip("no redis-cli")
 	}
-	clip := testclip.Load(t, "clip720.mp4")
-	srv := testredis.Start(t, testredis.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	live := clip.Live(t, rc, "cam", 3*time.Second)
-	defer live.Stop()
+	srv := liveRedis(t, ctx, "cam", 3*time.Second)
 	cli := func(v string) time.Time {
 		t.Helper()
 		t0 := time.Now()
