@@ -55,6 +55,24 @@ func liveCam(t *testing.T, cam string, history time.Duration) (*cache.Memory, *c
 	return mc, cl
 }
 
+// redisCam plays clip720 live into the Redis server srv as cam, with
+// history of it already cached, and returns a client on that cache; the
+// client, the feed and the cache connection are closed when the test ends.
+func redisCam(t *testing.T, srv *testredis.Server, cam string, history time.Duration) *chrysalis.Client {
+	t.Helper()
+	clip := testclip.Load(t, "clip720.mp4")
+	rc, err := rediscache.Dial(context.Background(), rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	live := clip.Live(t, rc, cam, history)
+	t.Cleanup(live.Stop)
+	cl := chrysalis.New(rc, chrysalis.Options{})
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
 // closeAndRead closes rec and returns cam's segments in dir, failing t
 // unless there are want of them, with the packets of each.
 func closeAndRead(t *testing.T, rec *record.Recorder, dir, cam string, want int) ([]record.SegmentInfo, [][]cache.Packet) {
@@ -289,24 +307,15 @@ func TestCloseMidSegment(t *testing.T) {
 // HSET starts and stops a running recorder within a second, and the API
 // writes it.
 func TestRedisStoreSwitch(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
 	srv := testredis.Start(t, testredis.Options{})
 	ctx := context.Background()
-	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	live := clip.Live(t, rc, "cam", 6*time.Second)
-	defer live.Stop()
+	cl := redisCam(t, srv, "cam", 6*time.Second)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
 	key := rediscache.AccessKey("cam")
 	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	cl := chrysalis.New(rc, chrysalis.Options{})
-	defer cl.Close()
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour})
 	if err != nil {
@@ -526,7 +535,6 @@ func TestOffOnWithinPreRoll(t *testing.T) {
 // With keyspace notifications on (notify-keyspace-events Kh), a change of
 // the store field is followed at once, not at the next poll (an hour here).
 func TestRedisSwitchNotifications(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
 	srv := testredis.Start(t, testredis.Options{})
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
@@ -534,19 +542,11 @@ func TestRedisSwitchNotifications(t *testing.T) {
 	if err := rdb.ConfigSet(ctx, "notify-keyspace-events", "Kh").Err(); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	live := clip.Live(t, rc, "cam", 3*time.Second)
-	defer live.Stop()
+	cl := redisCam(t, srv, "cam", 3*time.Second)
 	key := rediscache.AccessKey("cam")
 	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	cl := chrysalis.New(rc, chrysalis.Options{})
-	defer cl.Close()
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour, Poll: time.Hour})
 	if err != nil {
