@@ -133,15 +133,7 @@ func TestCloudLayoutWatch(t *testing.T) {
 	cmd := exec.CommandContext(ctx, ingestTestBinary(t), "watch", "--camera", "gate", "--http", "127.0.0.1:0", "--redis-url", srv.URL(),
 		"--layout", "cloud", "--stream-key", "node_{camera}")
 	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL=")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	i := strings.Index(line, "http://")

@@ -28,15 +28,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ingestTestBinary(t), "demo", "--duration", "13s", "--out", out, "--http", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	urlRe := regexp.MustCompile(`preview\s+(http://\S+)`)
 	var log strings.Builder
 	previewOK := make(chan string, 1)
@@ -245,15 +237,7 @@ func TestDemoPeople(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ingestTestBinary(t), "demo", "--duration", "60s", "--out", t.TempDir(),
 		"--http", "127.0.0.1:0", "--people", "--input", testclip.Path("people.mp4"))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	defer cmd.Wait()
 	defer cmd.Process.Kill()
 	urlRe := regexp.MustCompile(`preview\s+(http://\S+)`)

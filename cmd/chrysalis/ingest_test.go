@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,22 @@ var ingestBin struct {
 	path string
 	err  error
 	out  []byte
+}
+
+// startPiped starts cmd with its stdout piped, for the test to read, and
+// its stderr collected in the returned builder.
+func startPiped(t *testing.T, cmd *exec.Cmd) (io.ReadCloser, *strings.Builder) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr
 }
 
 // ingestTestBinary builds the chrysalis command once per test binary.

@@ -72,15 +72,7 @@ func TestRecordCLI(t *testing.T) {
 	out := t.TempDir()
 	cmd := exec.CommandContext(ctx, bin, "record", "--camera", "cam", "--out", out, "--segment", "1s", "--pre-roll", "2s")
 	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL="+srv.URL())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	defer cmd.Process.Kill()
 	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || !strings.Contains(line, "following the store switch") {
 		t.Fatalf("stdout %q, %v; stderr %s", line, err, stderr.String())
@@ -148,15 +140,7 @@ func startRecord(t *testing.T, ctx context.Context, srv *testredis.Server, args 
 	t.Helper()
 	cmd := exec.CommandContext(ctx, ingestTestBinary(t), append([]string{"record"}, args...)...)
 	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL="+srv.URL())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &strings.Builder{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || !strings.Contains(line, "chrysalis record:") {
 		t.Fatalf("stdout %q, %v; stderr %s", line, err, stderr.String())
