@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
 )
@@ -24,6 +26,16 @@ var ingestBin struct {
 	path string
 	err  error
 	out  []byte
+}
+
+// startRedis starts a Redis server for the test and returns it with a
+// client on it, closed when the test ends.
+func startRedis(t *testing.T) (*testredis.Server, *redis.Client) {
+	t.Helper()
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	return srv, rdb
 }
 
 // startPiped starts cmd with its stdout piped, for the test to read, and

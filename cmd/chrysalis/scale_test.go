@@ -390,9 +390,7 @@ func TestSentinelFailover(t *testing.T) {
 // leases when it exits.
 func TestIngestLeases(t *testing.T) {
 	clip := shortClip(t)
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cams := []string{"la", "lb", "lc", "ld"}
@@ -515,9 +513,7 @@ func TestIngestLeases(t *testing.T) {
 // and its lease released.
 func TestIngestCamerasFromRedis(t *testing.T) {
 	clip := shortClip(t)
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := rdb.HSet(ctx, "chrysalis:cameras", "ra", clip, "rb", clip).Err(); err != nil {
@@ -568,9 +564,7 @@ func TestReplayWorkersKill(t *testing.T) {
 		"-pix_fmt", "yuv420p", "-y", clip).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	c := testclip.Load(t, clip)
 	cams := []string{"r1", "r2", "r3"}
 	t0 := time.Now().Add(-time.Hour).UnixMilli()
@@ -662,9 +656,7 @@ func TestReplayWorkersKill(t *testing.T) {
 // TestReplayLocalWorkers: --workers 2 plans, starts 2 local workers and
 // returns when the window is done, every frame once.
 func TestReplayLocalWorkers(t *testing.T) {
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	t0 := time.Now().Add(-time.Hour).UnixMilli()
 	testclip.Load(t, "clip720.mp4").WriteRedis(t, rdb, "lw", t0, 40) // 100 frames, keyframes at 0 and 50
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
