@@ -22,6 +22,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 	"github.com/chryscloud/chrysalis-go/replay/parallel"
 )
 
@@ -232,31 +233,14 @@ func lastLine(s string) string {
 // test cleanup (or stop) and is waited for.
 type bgCLI struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testx.SyncBuffer
 	done   chan struct{}
 	err    error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func startCLI(t *testing.T, env []string, args ...string) *bgCLI {
 	t.Helper()
-	b := &bgCLI{cmd: exec.Command(ingestTestBinary(t), args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	b := &bgCLI{cmd: exec.Command(ingestTestBinary(t), args...), stderr: &testx.SyncBuffer{}, done: make(chan struct{})}
 	b.cmd.Env = append(append(os.Environ(), "CHRYSALIS_REDIS_URL="), env...)
 	b.cmd.Stderr = b.stderr
 	if err := b.cmd.Start(); err != nil {
