@@ -156,7 +156,7 @@ func TestPreRollContinuousSegments(t *testing.T) {
 	if err := rec.Stop(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam1").Recording })
+	eventually(t, 15*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam1").Recording })
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -326,14 +326,14 @@ func TestRedisStoreSwitch(t *testing.T) {
 	if err := rdb.HSet(ctx, key, "store", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
-	d := eventually(t, 2*time.Second, "store=1 starts", func() bool { return stats(t, rec, "cam").Packets > 0 })
+	d := eventually(t, 15*time.Second, "store=1 starts", func() bool { return stats(t, rec, "cam").Packets > 0 })
 	if d > time.Second {
 		t.Errorf("store=1 started recording after %v", d)
 	}
 	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	d = eventually(t, 2*time.Second, "store=0 stops", func() bool { return stats(t, rec, "cam").Segments == 1 })
+	d = eventually(t, 15*time.Second, "store=0 stops", func() bool { return stats(t, rec, "cam").Segments == 1 })
 	if d > time.Second {
 		t.Errorf("store=0 finished the segment after %v", d)
 	}
@@ -393,7 +393,7 @@ func TestGapEndsSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rec.Close()
-	eventually(t, 5*time.Second, "199 packets read", func() bool {
+	eventually(t, 15*time.Second, "199 packets read", func() bool {
 		s := stats(t, rec, "cam")
 		return s.Packets+s.Skipped == 199
 	})
@@ -449,7 +449,7 @@ func TestPostRollTwoCameras(t *testing.T) {
 	if err := rec.Stop(ctx, tStop); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "post-roll over", func() bool {
+	eventually(t, 15*time.Second, "post-roll over", func() bool {
 		return !stats(t, rec, "a").Recording && !stats(t, rec, "b").Recording
 	})
 	if err := rec.Close(); err != nil {
@@ -488,11 +488,11 @@ func TestOffOnWithinPreRoll(t *testing.T) {
 	if err := rec.Start(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "recording", func() bool { return stats(t, rec, "cam").Packets > 80 })
+	eventually(t, 15*time.Second, "recording", func() bool { return stats(t, rec, "cam").Packets > 80 })
 	if err := rec.Stop(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam").Recording })
+	eventually(t, 15*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam").Recording })
 	n := stats(t, rec, "cam").Packets
 	first, err := record.List(dir, "cam")
 	if err != nil || len(first) != 1 {
@@ -500,14 +500,14 @@ func TestOffOnWithinPreRoll(t *testing.T) {
 	}
 	// Ten packets arrive while off; the pre-roll (5 s) reaches back into
 	// the first segment.
-	eventually(t, 3*time.Second, "packets while off", func() bool {
+	eventually(t, 15*time.Second, "packets while off", func() bool {
 		p, _ := mc.Range(ctx, "cam", first[0].Last.Next(), cache.MaxID, 0)
 		return len(p) >= 10
 	})
 	if err := rec.Start(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "second segment", func() bool { return stats(t, rec, "cam").Segments == 1 && stats(t, rec, "cam").Packets > n+10 })
+	eventually(t, 15*time.Second, "second segment", func() bool { return stats(t, rec, "cam").Segments == 1 && stats(t, rec, "cam").Packets > n+10 })
 	_, pkts := closeAndRead(t, rec, dir, "cam", 2)
 	a, b := pkts[0], pkts[1]
 	if !b[0].Keyframe || b[0].ID.Compare(a[len(a)-1].ID) > 0 {
@@ -554,15 +554,15 @@ func TestRedisSwitchNotifications(t *testing.T) {
 	}
 	defer rec.Close()
 	// The subscription is up once Redis counts it.
-	eventually(t, 2*time.Second, "subscribed", func() bool { return rdb.PubSubNumPat(ctx).Val() == 1 })
+	eventually(t, 15*time.Second, "subscribed", func() bool { return rdb.PubSubNumPat(ctx).Val() == 1 })
 	if err := rdb.HSet(ctx, key, "store", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
-	on := eventually(t, 2*time.Second, "store=1 starts", func() bool { return stats(t, rec, "cam").Packets > 0 })
+	on := eventually(t, 15*time.Second, "store=1 starts", func() bool { return stats(t, rec, "cam").Packets > 0 })
 	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	off := eventually(t, 2*time.Second, "store=0 stops", func() bool { return stats(t, rec, "cam").Segments == 1 })
+	off := eventually(t, 15*time.Second, "store=0 stops", func() bool { return stats(t, rec, "cam").Segments == 1 })
 	t.Logf("with keyspace notifications: on after %v, segment finalised after %v", on, off)
 	if on > 300*time.Millisecond || off > 300*time.Millisecond {
 		t.Errorf("on after %v, off after %v; want at once", on, off)
@@ -589,11 +589,11 @@ func TestOffOnSameKeyframe(t *testing.T) {
 	if err := rec.Start(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "recording", func() bool { return stats(t, rec, "cam").Packets >= 3 })
+	eventually(t, 15*time.Second, "recording", func() bool { return stats(t, rec, "cam").Packets >= 3 })
 	if err := rec.Stop(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam").Recording })
+	eventually(t, 15*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam").Recording })
 	first, err := record.List(dir, "cam")
 	if err != nil || len(first) != 1 {
 		t.Fatalf("segments %+v, %v", first, err)
@@ -602,7 +602,7 @@ func TestOffOnSameKeyframe(t *testing.T) {
 	if err := rec.Start(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "recording again", func() bool { return stats(t, rec, "cam").Packets > n+3 })
+	eventually(t, 15*time.Second, "recording again", func() bool { return stats(t, rec, "cam").Packets > n+3 })
 	segs, pkts := closeAndRead(t, rec, dir, "cam", 2)
 	a, b := pkts[0], pkts[1]
 	if segs[0].Path != first[0].Path || len(a) != int(first[0].Frames) {
