@@ -224,16 +224,19 @@ func TestTilesAPI(t *testing.T) {
 
 	type doc struct{ Tiles []watch.TileInfo }
 	var d doc
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		r := get(t, ts.URL+"/api/tiles")
 		if err := json.Unmarshal(r.body, &d); err != nil || len(d.Tiles) != 2 {
 			t.Fatalf("/api/tiles: %d %q", r.code, r.body)
 		}
-		if d.Tiles[0].FPS > 0 || time.Now().After(deadline) {
+		if d.Tiles[0].FPS > 0 {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("tile a reports no fps after 15 s: %+v", d.Tiles[0])
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval
 	}
 	a, e := d.Tiles[0], d.Tiles[1]
 	t.Logf("tiles: %+v / %+v", a, e)
