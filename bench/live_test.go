@@ -498,7 +498,7 @@ func gocvLag(b *testing.B, path string) (lag, elapsed time.Duration) {
 		if elapsed >= liveFor {
 			return lag, elapsed
 		}
-		time.Sleep(slowConsumer)
+		time.Sleep(slowConsumer) // the consumer's simulated work per image: the benchmark's input
 	}
 }
 
@@ -510,7 +510,7 @@ func waitListen(port int, timeout time.Duration) {
 	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		raw, err := os.ReadFile("/proc/net/tcp")
 		if err != nil {
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(500 * time.Millisecond) // no /proc: nothing to poll, a fixed grace (documented above)
 			return
 		}
 		for _, line := range strings.Split(string(raw), "\n") {

@@ -33,18 +33,6 @@ func (s *demandSource) Run(ctx context.Context, out chan<- flow.Image) error {
 	}
 }
 
-// waitFor polls cond every millisecond for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // A sink that receives through flow.Recv and is busy between images gets
 // one image per Recv: the source makes nothing while the sink is busy, so
 // nothing is made to be dropped.
@@ -69,7 +57,7 @@ func TestWaitDemandPullingSink(t *testing.T) {
 			}
 			// Busy: give the source every chance to make more. Either it
 			// waits for demand or it has made another image.
-			waitFor(t, "the source to wait or make another image", func() bool {
+			waitUntil(t, 15*time.Second, "the source to wait or make another image", func() bool {
 				return src.waiting.Load() || src.made.Load() > got+1
 			})
 		}

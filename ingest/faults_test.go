@@ -206,14 +206,7 @@ func TestFaultCameraStall(t *testing.T) {
 	if resume > resumeBound {
 		t.Errorf("new push ingested after %v, want <= %v", resume, resumeBound)
 	}
-	if err, _ := r.stop(t); err != nil {
-		t.Fatal(err)
-	}
-	st := in.Stats()
-	all, err := rc.Range(context.Background(), cam, cache.MinID, cache.MaxID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, all := r.stopAndRange(t, rc, cam)
 	gaps := checkWholeGOPs(t, all)
 	n, cs := pastAgainst(t, rc, cam, testclip.Reference(t, path, "bgr24", 320, 240), all)
 	t.Logf("stats %+v; cache %d packets, %d gaps; Past %d images, %+v", st, len(all), gaps, n, cs)
@@ -286,14 +279,7 @@ func redisRestart(t *testing.T, persist bool) {
 	if ingestResume > resumeBound || readerResume > resumeBound {
 		t.Errorf("resumed after %v (ingest) and %v (reader), want <= %v", ingestResume, readerResume, resumeBound)
 	}
-	if err, _ := r.stop(t); err != nil {
-		t.Fatal(err)
-	}
-	st := in.Stats()
-	all, err := rc.Range(context.Background(), cam, cache.MinID, cache.MaxID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, all := r.stopAndRange(t, rc, cam)
 	t.Logf("stats %+v; %d packets cached, first number %d", st, len(all), all[0].Number)
 	if st.Dropped != 0 || st.Written != st.Packets {
 		t.Errorf("packets dropped with a 60 s buffer: %+v", st)
@@ -414,14 +400,7 @@ func TestFaultRedisFrozen(t *testing.T) {
 	if resume > resumeBound {
 		t.Errorf("writes resumed %v after SIGCONT, want <= %v", resume, resumeBound)
 	}
-	if err, _ := r.stop(t); err != nil {
-		t.Fatal(err)
-	}
-	st := in.Stats()
-	all, err := rc.Range(context.Background(), cam, cache.MinID, cache.MaxID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, all := r.stopAndRange(t, rc, cam)
 	gaps := checkWholeGOPs(t, all)
 	t.Logf("stats %+v; %d cached, %d gaps", st, len(all), gaps)
 	// A write that timed out on the frozen server may land when it

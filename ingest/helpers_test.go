@@ -123,6 +123,21 @@ func (r *running) stop(t testing.TB) (error, time.Duration) {
 	}
 }
 
+// stopAndRange stops Run (failing t on its error) and returns the ingest's
+// final stats and every packet c holds for cam.
+func (r *running) stopAndRange(t testing.TB, c cache.Cache, cam string) (ingest.Stats, []cache.Packet) {
+	t.Helper()
+	if err, _ := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	st := r.in.Stats()
+	all, err := c.Range(context.Background(), cam, cache.MinID, cache.MaxID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, all
+}
+
 // wait waits for Run to return on its own.
 func (r *running) wait(t testing.TB, d time.Duration) error {
 	t.Helper()

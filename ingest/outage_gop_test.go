@@ -47,20 +47,13 @@ func TestRedisOutageKeepsGOPsWhole(t *testing.T) {
 	waitFor(t, 15*time.Second, "2 s of packets written after the restart", func() bool {
 		return in.Stats().Written >= atRestart.Written+2*fps
 	})
-	if err, _ := r.stop(t); err != nil {
-		t.Fatal(err)
-	}
-	st := in.Stats()
+	st, all := r.stopAndRange(t, rc, cam)
 	t.Logf("at kill %d read/%d written; at restart %d read/%d written/%d buffered/%d dropped; end %+v",
 		atKill.Packets, atKill.Written, atRestart.Packets, atRestart.Written, atRestart.Buffered, atRestart.Dropped, st)
 	if st.Written+st.Dropped != st.Packets || st.Dropped == 0 {
 		t.Errorf("written %d + dropped %d != read %d, or nothing dropped", st.Written, st.Dropped, st.Packets)
 	}
 
-	all, err := rc.Range(context.Background(), cam, cache.MinID, cache.MaxID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	xlen, _ := rc.Client().XLen(context.Background(), rediscache.QueueKey(cam)).Result()
 	gaps := checkWholeGOPs(t, all)
 	if gaps == 0 {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +18,6 @@ import (
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
 	"github.com/chryscloud/chrysalis-go/internal/testx"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // pushOnce runs one ffmpeg push of path to url (re-launched while the
 // listener is not up yet) and returns its error.
@@ -74,7 +55,7 @@ func TestRTMPListenRefusesOtherPaths(t *testing.T) {
 	const cam, key = "push1", "k3y-sekrit"
 	port := testx.FreePort(t)
 	base := fmt.Sprintf("rtmp://127.0.0.1:%d", port)
-	var logs syncBuffer
+	var logs testx.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	in, err := ingest.New(rc, ingest.Config{Camera: cam, Input: base + "/live/push1", Listen: true, StreamKey: key,
 		ReadTimeout: 2 * time.Second, Logger: log})

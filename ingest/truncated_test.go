@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -9,21 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/ingest"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 )
-
-// syncBuf is a log destination safe for concurrent writes.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestTruncatedFileWarns: an MP4 whose media data was cut in half (its
 // index, at the front, still lists 100 packets) ingests what is there,
@@ -47,7 +37,7 @@ func TestTruncatedFileWarns(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(t *testing.T, path string) (ingest.Stats, int, string) {
-		var log syncBuf
+		var log testx.SyncBuffer
 		m := cache.NewMemory(cache.Retention{})
 		defer m.Close()
 		in, err := ingest.New(m, ingest.Config{Camera: "f", Input: path,

@@ -62,7 +62,13 @@ func TestWriterGivesUpOnAGOP(t *testing.T) {
 		for n := 2; n <= 27; n++ {
 			push(n)
 		}
-		time.Sleep(30 * time.Millisecond) // the writer retries, fails, gives up on 1
+		// The writer retries, fails, gives up on 1: wait (on the bubble's
+		// fake clock, so a busy machine does not matter) for its first drop.
+		for deadline := time.Now().Add(10 * time.Second); in.dropped.Load() == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the writer never gave up on packet 1 (nothing dropped in 10 s of fake time)")
+			}
+		}
 		synctest.Wait()
 		if d := in.dropped.Load(); d != gop {
 			t.Errorf("dropped %d after giving up on packet 1, want %d (its whole GOP)", d, gop)

@@ -40,6 +40,59 @@ func eventually(t *testing.T, max time.Duration, what string, cond func() bool) 
 	return time.Since(start)
 }
 
+// liveCam plays clip720 live into a fresh memory cache as cam, with
+// history of it already cached, and returns the cache and a client on it;
+// the client, the live feed and the cache are closed when the test ends.
+func liveCam(t *testing.T, cam string, history time.Duration) (*cache.Memory, *chrysalis.Client) {
+	t.Helper()
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{})
+	t.Cleanup(func() { mc.Close() })
+	live := clip.Live(t, mc, cam, history)
+	t.Cleanup(live.Stop)
+	cl := chrysalis.New(mc, chrysalis.Options{})
+	t.Cleanup(func() { cl.Close() })
+	return mc, cl
+}
+
+// redisCam plays clip720 live into the Redis server srv as cam, with
+// history of it already cached, and returns a client on that cache; the
+// client, the feed and the cache connection are closed when the test ends.
+func redisCam(t *testing.T, srv *testredis.Server, cam string, history time.Duration) *chrysalis.Client {
+	t.Helper()
+	clip := testclip.Load(t, "clip720.mp4")
+	rc, err := rediscache.Dial(context.Background(), rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	live := clip.Live(t, rc, cam, history)
+	t.Cleanup(live.Stop)
+	cl := chrysalis.New(rc, chrysalis.Options{})
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// closeAndRead closes rec and returns cam's segments in dir, failing t
+// unless there are want of them, with the packets of each.
+func closeAndRead(t *testing.T, rec *record.Recorder, dir, cam string, want int) ([]record.SegmentInfo, [][]cache.Packet) {
+	t.Helper()
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := record.List(dir, cam)
+	if err != nil || len(segs) != want {
+		t.Fatalf("segments %+v, %v: want %d", segs, err, want)
+	}
+	pkts := make([][]cache.Packet, len(segs))
+	for i, s := range segs {
+		if pkts[i], err = record.ReadSegment(s.Path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return segs, pkts
+}
+
 func stats(t *testing.T, r *record.Recorder, cam string) record.Stats {
 	t.Helper()
 	s, ok := r.Stats(cam)
@@ -82,13 +135,7 @@ func segments(t *testing.T, dir, cam string) []record.Segment {
 // and the segments together hold exactly the cache's packets from there on:
 // none lost or repeated at a boundary, each segment starting at a keyframe.
 func TestPreRollContinuousSegments(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	mc := cache.NewMemory(cache.Retention{})
-	defer mc.Close()
-	live := clip.Live(t, mc, "cam1", 12*time.Second)
-	defer live.Stop()
-	cl := chrysalis.New(mc, chrysalis.Options{})
-	defer cl.Close()
+	mc, cl := liveCam(t, "cam1", 12*time.Second)
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam1"}, record.Options{Dir: dir, Segment: time.Second, PreRoll: 5 * time.Second})
 	if err != nil {
@@ -109,7 +156,7 @@ func TestPreRollContinuousSegments(t *testing.T) {
 	if err := rec.Stop(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam1").Recording })
+	eventually(t, 15*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam1").Recording })
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -215,13 +262,7 @@ func TestRetention(t *testing.T) {
 // Close mid-segment (SIGTERM) finalises the open segment; before that, the
 // segment's temporary file already plays up to its last fragment (SIGKILL).
 func TestCloseMidSegment(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	mc := cache.NewMemory(cache.Retention{})
-	defer mc.Close()
-	live := clip.Live(t, mc, "cam", 3*time.Second)
-	defer live.Stop()
-	cl := chrysalis.New(mc, chrysalis.Options{})
-	defer cl.Close()
+	_, cl := liveCam(t, "cam", 3*time.Second)
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Always: true})
 	if err != nil {
@@ -266,24 +307,15 @@ func TestCloseMidSegment(t *testing.T) {
 // HSET starts and stops a running recorder within a second, and the API
 // writes it.
 func TestRedisStoreSwitch(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
 	srv := testredis.Start(t, testredis.Options{})
 	ctx := context.Background()
-	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	live := clip.Live(t, rc, "cam", 6*time.Second)
-	defer live.Stop()
+	cl := redisCam(t, srv, "cam", 6*time.Second)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
 	key := rediscache.AccessKey("cam")
 	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	cl := chrysalis.New(rc, chrysalis.Options{})
-	defer cl.Close()
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour})
 	if err != nil {
@@ -294,14 +326,14 @@ func TestRedisStoreSwitch(t *testing.T) {
 	if err := rdb.HSet(ctx, key, "store", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
-	d := eventually(t, 2*time.Second, "store=1 starts", func() bool { return stats(t, rec, "cam").Packets > 0 })
+	d := eventually(t, 15*time.Second, "store=1 starts", func() bool { return stats(t, rec, "cam").Packets > 0 })
 	if d > time.Second {
 		t.Errorf("store=1 started recording after %v", d)
 	}
 	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	d = eventually(t, 2*time.Second, "store=0 stops", func() bool { return stats(t, rec, "cam").Segments == 1 })
+	d = eventually(t, 15*time.Second, "store=0 stops", func() bool { return stats(t, rec, "cam").Segments == 1 })
 	if d > time.Second {
 		t.Errorf("store=0 finished the segment after %v", d)
 	}
@@ -361,7 +393,7 @@ func TestGapEndsSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rec.Close()
-	eventually(t, 5*time.Second, "199 packets read", func() bool {
+	eventually(t, 15*time.Second, "199 packets read", func() bool {
 		s := stats(t, rec, "cam")
 		return s.Packets+s.Skipped == 199
 	})
@@ -417,7 +449,7 @@ func TestPostRollTwoCameras(t *testing.T) {
 	if err := rec.Stop(ctx, tStop); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "post-roll over", func() bool {
+	eventually(t, 15*time.Second, "post-roll over", func() bool {
 		return !stats(t, rec, "a").Recording && !stats(t, rec, "b").Recording
 	})
 	if err := rec.Close(); err != nil {
@@ -445,13 +477,7 @@ func TestPostRollTwoCameras(t *testing.T) {
 // at the keyframe at or before the first packet not recorded, so no packet
 // between the two recordings is lost (up to one GOP is repeated).
 func TestOffOnWithinPreRoll(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	mc := cache.NewMemory(cache.Retention{})
-	defer mc.Close()
-	live := clip.Live(t, mc, "cam", 3*time.Second)
-	defer live.Stop()
-	cl := chrysalis.New(mc, chrysalis.Options{})
-	defer cl.Close()
+	mc, cl := liveCam(t, "cam", 3*time.Second)
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour})
 	if err != nil {
@@ -462,11 +488,11 @@ func TestOffOnWithinPreRoll(t *testing.T) {
 	if err := rec.Start(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "recording", func() bool { return stats(t, rec, "cam").Packets > 80 })
+	eventually(t, 15*time.Second, "recording", func() bool { return stats(t, rec, "cam").Packets > 80 })
 	if err := rec.Stop(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam").Recording })
+	eventually(t, 15*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam").Recording })
 	n := stats(t, rec, "cam").Packets
 	first, err := record.List(dir, "cam")
 	if err != nil || len(first) != 1 {
@@ -474,29 +500,16 @@ func TestOffOnWithinPreRoll(t *testing.T) {
 	}
 	// Ten packets arrive while off; the pre-roll (5 s) reaches back into
 	// the first segment.
-	eventually(t, 3*time.Second, "packets while off", func() bool {
+	eventually(t, 15*time.Second, "packets while off", func() bool {
 		p, _ := mc.Range(ctx, "cam", first[0].Last.Next(), cache.MaxID, 0)
 		return len(p) >= 10
 	})
 	if err := rec.Start(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "second segment", func() bool { return stats(t, rec, "cam").Segments == 1 && stats(t, rec, "cam").Packets > n+10 })
-	if err := rec.Close(); err != nil {
-		t.Fatal(err)
-	}
-	segs, err := record.List(dir, "cam")
-	if err != nil || len(segs) != 2 {
-		t.Fatalf("segments %+v, %v", segs, err)
-	}
-	a, err := record.ReadSegment(segs[0].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := record.ReadSegment(segs[1].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, 15*time.Second, "second segment", func() bool { return stats(t, rec, "cam").Segments == 1 && stats(t, rec, "cam").Packets > n+10 })
+	_, pkts := closeAndRead(t, rec, dir, "cam", 2)
+	a, b := pkts[0], pkts[1]
 	if !b[0].Keyframe || b[0].ID.Compare(a[len(a)-1].ID) > 0 {
 		t.Fatalf("second segment starts at %v (key %v), after the first one's last packet %v: packets lost",
 			b[0].ID, b[0].Keyframe, a[len(a)-1].ID)
@@ -522,7 +535,6 @@ func TestOffOnWithinPreRoll(t *testing.T) {
 // With keyspace notifications on (notify-keyspace-events Kh), a change of
 // the store field is followed at once, not at the next poll (an hour here).
 func TestRedisSwitchNotifications(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
 	srv := testredis.Start(t, testredis.Options{})
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
@@ -530,19 +542,11 @@ func TestRedisSwitchNotifications(t *testing.T) {
 	if err := rdb.ConfigSet(ctx, "notify-keyspace-events", "Kh").Err(); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	live := clip.Live(t, rc, "cam", 3*time.Second)
-	defer live.Stop()
+	cl := redisCam(t, srv, "cam", 3*time.Second)
 	key := rediscache.AccessKey("cam")
 	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	cl := chrysalis.New(rc, chrysalis.Options{})
-	defer cl.Close()
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour, Poll: time.Hour})
 	if err != nil {
@@ -550,15 +554,15 @@ func TestRedisSwitchNotifications(t *testing.T) {
 	}
 	defer rec.Close()
 	// The subscription is up once Redis counts it.
-	eventually(t, 2*time.Second, "subscribed", func() bool { return rdb.PubSubNumPat(ctx).Val() == 1 })
+	eventually(t, 15*time.Second, "subscribed", func() bool { return rdb.PubSubNumPat(ctx).Val() == 1 })
 	if err := rdb.HSet(ctx, key, "store", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
-	on := eventually(t, 2*time.Second, "store=1 starts", func() bool { return stats(t, rec, "cam").Packets > 0 })
+	on := eventually(t, 15*time.Second, "store=1 starts", func() bool { return stats(t, rec, "cam").Packets > 0 })
 	if err := rdb.HSet(ctx, key, "store", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	off := eventually(t, 2*time.Second, "store=0 stops", func() bool { return stats(t, rec, "cam").Segments == 1 })
+	off := eventually(t, 15*time.Second, "store=0 stops", func() bool { return stats(t, rec, "cam").Segments == 1 })
 	t.Logf("with keyspace notifications: on after %v, segment finalised after %v", on, off)
 	if on > 300*time.Millisecond || off > 300*time.Millisecond {
 		t.Errorf("on after %v, off after %v; want at once", on, off)
@@ -569,13 +573,7 @@ func TestRedisSwitchNotifications(t *testing.T) {
 // at the keyframe the first segment starts at: the second segment gets a
 // name of its own and the first one is kept, not replaced.
 func TestOffOnSameKeyframe(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	mc := cache.NewMemory(cache.Retention{})
-	defer mc.Close()
-	live := clip.Live(t, mc, "cam", 0)
-	defer live.Stop()
-	cl := chrysalis.New(mc, chrysalis.Options{})
-	defer cl.Close()
+	mc, cl := liveCam(t, "cam", 0)
 	dir := t.TempDir()
 	rec, err := record.New(cl, []string{"cam"}, record.Options{Dir: dir, Segment: time.Hour, PreRoll: time.Millisecond})
 	if err != nil {
@@ -591,11 +589,11 @@ func TestOffOnSameKeyframe(t *testing.T) {
 	if err := rec.Start(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "recording", func() bool { return stats(t, rec, "cam").Packets >= 3 })
+	eventually(t, 15*time.Second, "recording", func() bool { return stats(t, rec, "cam").Packets >= 3 })
 	if err := rec.Stop(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam").Recording })
+	eventually(t, 15*time.Second, "switch-off", func() bool { return !stats(t, rec, "cam").Recording })
 	first, err := record.List(dir, "cam")
 	if err != nil || len(first) != 1 {
 		t.Fatalf("segments %+v, %v", first, err)
@@ -604,22 +602,9 @@ func TestOffOnSameKeyframe(t *testing.T) {
 	if err := rec.Start(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "recording again", func() bool { return stats(t, rec, "cam").Packets > n+3 })
-	if err := rec.Close(); err != nil {
-		t.Fatal(err)
-	}
-	segs, err := record.List(dir, "cam")
-	if err != nil || len(segs) != 2 {
-		t.Fatalf("segments %+v, %v: want the first kept and a second one", segs, err)
-	}
-	a, err := record.ReadSegment(segs[0].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := record.ReadSegment(segs[1].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, 15*time.Second, "recording again", func() bool { return stats(t, rec, "cam").Packets > n+3 })
+	segs, pkts := closeAndRead(t, rec, dir, "cam", 2)
+	a, b := pkts[0], pkts[1]
 	if segs[0].Path != first[0].Path || len(a) != int(first[0].Frames) {
 		t.Fatalf("first segment %s now has %d packets, was %s with %d", segs[0].Path, len(a), first[0].Path, first[0].Frames)
 	}

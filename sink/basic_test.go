@@ -72,9 +72,7 @@ func TestChan(t *testing.T) {
 	in <- img
 	done := make(chan error, 1)
 	go func() { done <- sink.Chan(make(chan flow.Image)).Run(ctx, in) }()
-	for len(in) > 0 { // until Run holds the image
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "Run to take the image from its input", func() bool { return len(in) == 0 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) || !released(img) {
 		t.Fatalf("Run: %v, released %v", err, released(img))

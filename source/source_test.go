@@ -3,8 +3,11 @@ package source_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -235,10 +238,22 @@ func TestLive(t *testing.T) {
 	t.Run("wait for camera", func(t *testing.T) {
 		src := source.Live(cl, "later", chrysalis.CameraOptions{Format: chrysalis.GRAY8, Width: 160})
 		src.WaitForCamera, src.RetryInterval = true, 20*time.Millisecond
+		// The camera appears once the source says it waits for it (its one
+		// log line), not after a fixed sleep a slow machine may outlast.
+		waiting := make(chan struct{})
+		src.Logger = slog.New(slog.NewTextHandler(&signalWriter{match: "camera not in the cache yet; waiting", c: waiting}, nil))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
 		appended := make(chan struct{})
 		go func() {
 			defer close(appended)
-			time.Sleep(100 * time.Millisecond)
+			select {
+			case <-waiting:
+			case <-time.After(30 * time.Second):
+				t.Error("the source never logged that it waits for the camera")
+				cancel()
+				return
+			}
 			if err := mc.SetCodec(context.Background(), "later", clip.CacheCodec()); err != nil {
 				return
 			}
@@ -248,8 +263,6 @@ func TestLive(t *testing.T) {
 					Data: p.Data, PTS: p.PTS, DTS: p.DTS, CodecName: clip.Codec, Width: clip.Width, Height: clip.Height})
 			}
 		}()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
 		out := make(chan flow.Image)
 		errc := make(chan error, 1)
 		go func() { defer close(out); errc <- src.Run(ctx, out) }()
@@ -386,4 +399,18 @@ func TestLiveConvertsOnDemand(t *testing.T) {
 	if got != want || st.Converted > want+1 || st.Decoded < 3*want {
 		t.Fatalf("%d images, %d converted, %d decoded: want one conversion per image, every packet decoded", got, st.Converted, st.Decoded)
 	}
+}
+
+// signalWriter closes c the first time a write contains match.
+type signalWriter struct {
+	match string
+	c     chan struct{}
+	once  sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.match) {
+		w.once.Do(func() { close(w.c) })
+	}
+	return len(p), nil
 }

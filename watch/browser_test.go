@@ -46,23 +46,9 @@ func TestBrowser(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible(card+` img.live`)); err != nil {
 		t.Fatalf("navigate: %v", err)
 	}
-	// waitFor polls a boolean JS expression.
-	waitFor := func(what, expr string, within time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
-			if eval[bool](t, bctx, expr) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out after %v waiting for %s (%s)", within, what, expr)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
 
 	// The live picture.
-	waitFor("the live image", `document.querySelector('`+card+` img.live').naturalWidth > 0`, 15*time.Second)
+	waitJS(t, bctx, "the live image", `document.querySelector('`+card+` img.live').naturalWidth > 0`, 15*time.Second)
 	time.Sleep(300 * time.Millisecond) // let a few parts replace the first
 	live, err := chromedp.Run(bctx, chromedp.Screenshot(card+` img.live`, chromedp.NodeVisible))
 	if err != nil {
@@ -88,7 +74,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// The probe.
-	waitFor("the probe text", `/fps/.test(document.querySelector('`+card+` .probe').textContent)`, 5*time.Second)
+	waitJS(t, bctx, "the probe text", `/fps/.test(document.querySelector('`+card+` .probe').textContent)`, 15*time.Second)
 	probe := eval[string](t, bctx, `document.querySelector('`+card+` .probe').textContent`)
 	t.Logf("probe: %s", probe)
 	if !strings.Contains(probe, "h264 1280x720") || !strings.Contains(probe, "fps") {
@@ -106,7 +92,7 @@ func TestBrowser(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the screenshot", `document.querySelector('`+card+` img.shot').naturalWidth > 0`, 10*time.Second)
+	waitJS(t, bctx, "the screenshot", `document.querySelector('`+card+` img.shot').naturalWidth > 0`, 10*time.Second)
 	shot := eval[struct {
 		W    int    `json:"w"`
 		Info string `json:"info"`
@@ -141,7 +127,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// The node counters.
-	waitFor("node counters", `document.querySelectorAll('#nodes tr[data-node]').length >= 2`, 5*time.Second)
+	waitJS(t, bctx, "node counters", `document.querySelectorAll('#nodes tr[data-node]').length >= 2`, 15*time.Second)
 
 	// HLS through hls.js, where this Chromium has H.264 in MSE.
 	if !eval[bool](t, bctx, `!!(window.MediaSource && MediaSource.isTypeSupported('video/mp4; codecs="avc1.640028"'))`) {
@@ -151,7 +137,7 @@ func TestBrowser(t *testing.T) {
 		if err := chromedp.Do(bctx, chromedp.Click(card+` button.hls-play`)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor("HLS playback", `(() => { const v = document.querySelector('`+card+` video.hls'); return v.readyState >= 2 && v.videoWidth === 1280 && v.currentTime > 0; })()`, 20*time.Second)
+		waitJS(t, bctx, "HLS playback", `(() => { const v = document.querySelector('`+card+` video.hls'); return v.readyState >= 2 && v.videoWidth === 1280 && v.currentTime > 0; })()`, 20*time.Second)
 		hinfo := eval[string](t, bctx, `document.querySelector('`+card+` .hls-info').textContent + ' t=' + document.querySelector('`+card+` video.hls').currentTime.toFixed(2)`)
 		t.Logf("HLS playing after %v: %s", time.Since(hlsStart).Round(time.Millisecond), hinfo)
 	}
@@ -168,6 +154,19 @@ func TestBrowser(t *testing.T) {
 }
 
 // eval evaluates a JS expression in the page.
+// waitJS polls the boolean JS expression expr in the page of ctx every
+// 100 ms until it holds, failing t with what after within.
+func waitJS(t *testing.T, ctx context.Context, what, expr string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !eval[bool](t, ctx, expr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s (%s)", within, what, expr)
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval
+	}
+}
+
 func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))

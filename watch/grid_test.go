@@ -82,19 +82,9 @@ func TestGridBrowser(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible(`body[data-ready="1"]`)); err != nil {
 		t.Fatalf("navigate: %v", err)
 	}
-	waitFor := func(what, expr string, within time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(within)
-		for !eval[bool](t, bctx, expr) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out after %v waiting for %s (%s)", within, what, expr)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	waitFor("16 tile images", `document.querySelectorAll('a.tile[data-loaded="1"]').length === 16`, 20*time.Second)
+	waitJS(t, bctx, "16 tile images", `document.querySelectorAll('a.tile[data-loaded="1"]').length === 16`, 20*time.Second)
 	loaded := time.Since(start)
-	waitFor("every tile's fps", `[...document.querySelectorAll('a.tile')].every((a) => Number(a.dataset.fps) > 0)`, 10*time.Second)
+	waitJS(t, bctx, "every tile's fps", `[...document.querySelectorAll('a.tile')].every((a) => Number(a.dataset.fps) > 0)`, 10*time.Second)
 
 	// The layout fits the window.
 	fit := eval[struct {
@@ -185,7 +175,7 @@ func TestGridBrowser(t *testing.T) {
 				cols: document.getElementById('grid').dataset.cols, gh: document.getElementById('grid').clientHeight})`))
 		}
 	}()
-	waitFor("the grid to fit 900x600", `innerWidth === 900 && document.documentElement.scrollHeight <= innerHeight &&
+	waitJS(t, bctx, "the grid to fit 900x600", `innerWidth === 900 && document.documentElement.scrollHeight <= innerHeight &&
 		document.documentElement.scrollWidth <= innerWidth && document.querySelector('a.tile').getBoundingClientRect().width < `+fmt.Sprint(tiles[0].W-20), 5*time.Second)
 	t.Logf("at 900x600: %s columns, tiles %.0f px wide", eval[string](t, bctx, `document.getElementById('grid').dataset.cols`),
 		eval[float64](t, bctx, `document.querySelector('a.tile').getBoundingClientRect().width`))
@@ -234,16 +224,19 @@ func TestTilesAPI(t *testing.T) {
 
 	type doc struct{ Tiles []watch.TileInfo }
 	var d doc
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		r := get(t, ts.URL+"/api/tiles")
 		if err := json.Unmarshal(r.body, &d); err != nil || len(d.Tiles) != 2 {
 			t.Fatalf("/api/tiles: %d %q", r.code, r.body)
 		}
-		if d.Tiles[0].FPS > 0 || time.Now().After(deadline) {
+		if d.Tiles[0].FPS > 0 {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("tile a reports no fps after 15 s: %+v", d.Tiles[0])
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval
 	}
 	a, e := d.Tiles[0], d.Tiles[1]
 	t.Logf("tiles: %+v / %+v", a, e)

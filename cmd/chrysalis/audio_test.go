@@ -9,11 +9,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
-	"github.com/chryscloud/chrysalis-go/internal/testredis"
 )
 
 // TestExportAudioCLI: a clip with AAC audio (ffmpeg lavfi testsrc + sine,
@@ -30,9 +27,7 @@ func TestExportAudioCLI(t *testing.T) {
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", clip).CombinedOutput(); err != nil {
 		t.Fatalf("making the clip: %v: %s", err, msg)
 	}
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	env := "CHRYSALIS_REDIS_URL=" + srv.URL()
 	if code, stderr, _ := runIngestCLI(t, t.Context(), []string{"ingest", "--camera", "cam", "--input", clip, "--layout", "cloud"}, env); code != 0 {
 		t.Fatalf("ingest: exit %d: %s", code, stderr)

@@ -14,20 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
-	"github.com/chryscloud/chrysalis-go/internal/testredis"
 )
 
 // TestCloudLayoutCLI: the read commands take --layout and --stream-key
 // and read a cache in the Chrysalis Cloud layout written by raw XADDs
 // (probe, snapshot, export to MP4); a bad --layout is a usage error.
 func TestCloudLayoutCLI(t *testing.T) {
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	testclip.LoadAnnexB(t, "clip720.mp4").WriteCloud(t, rdb, "node_cam7", clipT0, 40)
 	env := "CHRYSALIS_REDIS_URL=" + srv.URL()
 	dir := t.TempDir()
@@ -90,9 +85,7 @@ func TestCloudLayoutCLI(t *testing.T) {
 // the cloud layout (frame fields only, Annex B), which probe then reads
 // with the layout given and detected.
 func TestCloudLayoutCLIIngest(t *testing.T) {
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	env := "CHRYSALIS_REDIS_URL=" + srv.URL()
 	code, stderr, _ := runIngestCLI(t, t.Context(), []string{"ingest", "--camera", "lobby", "--input", testclip.Path("clip720.mp4"),
 		"--layout", "cloud", "--stream-key", "cams_{camera}"}, env)
@@ -124,24 +117,14 @@ func TestCloudLayoutCLIIngest(t *testing.T) {
 // (probe and screenshot through its API) when given --layout and
 // --stream-key.
 func TestCloudLayoutWatch(t *testing.T) {
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	testclip.LoadAnnexB(t, "clip720.mp4").WriteCloud(t, rdb, "node_gate", clipT0, 40)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ingestTestBinary(t), "watch", "--camera", "gate", "--http", "127.0.0.1:0", "--redis-url", srv.URL(),
 		"--layout", "cloud", "--stream-key", "node_{camera}")
 	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL=")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	i := strings.Index(line, "http://")

@@ -8,10 +8,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
-	"github.com/chryscloud/chrysalis-go/internal/testredis"
 )
 
 // export to MP4 is a remux: the file's video packets are the cached
@@ -21,9 +18,7 @@ import (
 // (raw XADDs, no code shared with the ingest) and both sides are read by
 // ffprobe.
 func TestExportRemuxByteExact(t *testing.T) {
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	for _, name := range []string{"clip720.mp4", "bframes720.mp4", "hevc720.mp4"} {
 		t.Run(name, func(t *testing.T) {
 			src := testclip.Load(t, name)

@@ -11,19 +11,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
-	"github.com/chryscloud/chrysalis-go/internal/testredis"
 )
 
 // export -o DIR/ over a burst cache (the clip's 100 packets XADDed in one
 // millisecond) writes one file per decoded frame, named by cache id, and
 // never replaces a file, also when run twice into the same directory.
 func TestExportImagesBurst(t *testing.T) {
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	testclip.Load(t, "clip720.mp4").WriteRedis(t, rdb, "burst", clipT0, 0)
 	xlen, err := rdb.XLen(t.Context(), "in_memory_queue_burst").Result()
 	if err != nil || xlen != 100 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
 )
@@ -23,6 +26,32 @@ var ingestBin struct {
 	path string
 	err  error
 	out  []byte
+}
+
+// startRedis starts a Redis server for the test and returns it with a
+// client on it, closed when the test ends.
+func startRedis(t *testing.T) (*testredis.Server, *redis.Client) {
+	t.Helper()
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	return srv, rdb
+}
+
+// startPiped starts cmd with its stdout piped, for the test to read, and
+// its stderr collected in the returned builder.
+func startPiped(t *testing.T, cmd *exec.Cmd) (io.ReadCloser, *strings.Builder) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr
 }
 
 // ingestTestBinary builds the chrysalis command once per test binary.

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	chrysalis "github.com/chryscloud/chrysalis-go"
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
@@ -26,9 +24,7 @@ const clipT0 = int64(1_760_000_000_000)
 // packets 40 ms apart from clipT0, written by the independent test writer.
 func redisWithClip(t *testing.T) *testredis.Server {
 	t.Helper()
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	testclip.Load(t, "clip720.mp4").WriteRedis(t, rdb, "cam", clipT0, 40)
 	return srv
 }

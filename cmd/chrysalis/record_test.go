@@ -59,17 +59,9 @@ func TestParseKeep(t *testing.T) {
 // it on and off with `record --on/--off`, and stops it with SIGTERM: every
 // segment is finalised and plays.
 func TestRecordCLI(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	srv := testredis.Start(t, testredis.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	live := clip.Live(t, rc, "cam", 4*time.Second)
-	defer live.Stop()
+	srv := liveRedis(t, ctx, "cam", 4*time.Second)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
 	key := rediscache.AccessKey("cam")
@@ -80,15 +72,7 @@ func TestRecordCLI(t *testing.T) {
 	out := t.TempDir()
 	cmd := exec.CommandContext(ctx, bin, "record", "--camera", "cam", "--out", out, "--segment", "1s", "--pre-roll", "2s")
 	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL="+srv.URL())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	defer cmd.Process.Kill()
 	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || !strings.Contains(line, "following the store switch") {
 		t.Fatalf("stdout %q, %v; stderr %s", line, err, stderr.String())
@@ -156,20 +140,29 @@ func startRecord(t *testing.T, ctx context.Context, srv *testredis.Server, args 
 	t.Helper()
 	cmd := exec.CommandContext(ctx, ingestTestBinary(t), append([]string{"record"}, args...)...)
 	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL="+srv.URL())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &strings.Builder{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || !strings.Contains(line, "chrysalis record:") {
 		t.Fatalf("stdout %q, %v; stderr %s", line, err, stderr.String())
 	}
 	return cmd, stderr
+}
+
+// liveRedis starts a Redis server and plays clip720 live into it as cam,
+// with history of it already cached, and returns the server; the feed, its
+// cache connection and the server stop when the test ends.
+func liveRedis(t *testing.T, ctx context.Context, cam string, history time.Duration) *testredis.Server {
+	t.Helper()
+	clip := testclip.Load(t, "clip720.mp4")
+	srv := testredis.Start(t, testredis.Options{})
+	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	live := clip.Live(t, rc, cam, history)
+	t.Cleanup(live.Stop)
+	return srv
 }
 
 // waitFor polls cond every 20 ms until ctx ends.
@@ -304,17 +297,9 @@ func countLines(t *testing.T, path string) int {
 // recorder had written (the documented bound); the next run renames it
 // into place with its index cut to what it plays, and record ls lists it.
 func TestRecordSIGKILL(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	srv := testredis.Start(t, testredis.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	live := clip.Live(t, rc, "cam", 4*time.Second)
-	defer live.Stop()
+	srv := liveRedis(t, ctx, "cam", 4*time.Second)
 	out := t.TempDir()
 	dir := filepath.Join(out, "cam")
 	cmd, stderr := startRecord(t, ctx, srv, "--camera", "cam", "--out", out, "--always", "--segment", "1h", "--pre-roll", "5s")
@@ -381,17 +366,9 @@ func TestRecordRedisCLISwitch(t *testing.T) {
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Skip("no redis-cli")
 	}
-	clip := testclip.Load(t, "clip720.mp4")
-	srv := testredis.Start(t, testredis.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rc, err := rediscache.Dial(ctx, rediscache.ConnOptions{URL: srv.URL()}, rediscache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	live := clip.Live(t, rc, "cam", 3*time.Second)
-	defer live.Stop()
+	srv := liveRedis(t, ctx, "cam", 3*time.Second)
 	cli := func(v string) time.Time {
 		t.Helper()
 		t0 := time.Now()

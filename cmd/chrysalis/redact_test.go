@@ -1,17 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 )
 
 // No password reaches the terminal: --help defaults taken from the
@@ -59,7 +58,7 @@ func TestCLINeverPrintsPasswords(t *testing.T) {
 		c := exec.CommandContext(ctx, ingestTestBinary(t), "ingest", "--redis-url", srv.URL(), "--camera", "c", "--input", tc.input,
 			"--read-timeout", "1s", "-v")
 		c.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL=")
-		var stderr syncWriter
+		var stderr testx.SyncBuffer
 		c.Stderr = &stderr
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
@@ -80,22 +79,4 @@ func TestCLINeverPrintsPasswords(t *testing.T) {
 			t.Errorf("%s: the log shows the secret %q", tc.input, tc.secret)
 		}
 	}
-}
-
-// syncWriter is an io.Writer safe to read while a process writes to it.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/chryscloud/chrysalis-go/cache/rediscache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
 	"github.com/chryscloud/chrysalis-go/internal/testredis"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 	"github.com/chryscloud/chrysalis-go/replay/parallel"
 )
 
@@ -232,31 +233,14 @@ func lastLine(s string) string {
 // test cleanup (or stop) and is waited for.
 type bgCLI struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testx.SyncBuffer
 	done   chan struct{}
 	err    error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func startCLI(t *testing.T, env []string, args ...string) *bgCLI {
 	t.Helper()
-	b := &bgCLI{cmd: exec.Command(ingestTestBinary(t), args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	b := &bgCLI{cmd: exec.Command(ingestTestBinary(t), args...), stderr: &testx.SyncBuffer{}, done: make(chan struct{})}
 	b.cmd.Env = append(append(os.Environ(), "CHRYSALIS_REDIS_URL="), env...)
 	b.cmd.Stderr = b.stderr
 	if err := b.cmd.Start(); err != nil {
@@ -390,9 +374,7 @@ func TestSentinelFailover(t *testing.T) {
 // leases when it exits.
 func TestIngestLeases(t *testing.T) {
 	clip := shortClip(t)
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cams := []string{"la", "lb", "lc", "ld"}
@@ -515,9 +497,7 @@ func TestIngestLeases(t *testing.T) {
 // and its lease released.
 func TestIngestCamerasFromRedis(t *testing.T) {
 	clip := shortClip(t)
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := rdb.HSet(ctx, "chrysalis:cameras", "ra", clip, "rb", clip).Err(); err != nil {
@@ -568,9 +548,7 @@ func TestReplayWorkersKill(t *testing.T) {
 		"-pix_fmt", "yuv420p", "-y", clip).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	c := testclip.Load(t, clip)
 	cams := []string{"r1", "r2", "r3"}
 	t0 := time.Now().Add(-time.Hour).UnixMilli()
@@ -662,9 +640,7 @@ func TestReplayWorkersKill(t *testing.T) {
 // TestReplayLocalWorkers: --workers 2 plans, starts 2 local workers and
 // returns when the window is done, every frame once.
 func TestReplayLocalWorkers(t *testing.T) {
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	srv, rdb := startRedis(t)
 	t0 := time.Now().Add(-time.Hour).UnixMilli()
 	testclip.Load(t, "clip720.mp4").WriteRedis(t, rdb, "lw", t0, 40) // 100 frames, keyframes at 0 and 50
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -20,15 +20,7 @@ func startWatch(t *testing.T, args []string, env ...string) string {
 	cmd := exec.CommandContext(ctx, ingestTestBinary(t), append([]string{"watch"}, args...)...)
 	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL=", watchTokenEnv+"=")
 	cmd.Env = append(cmd.Env, env...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	t.Cleanup(func() {
 		cancel()
 		cmd.Wait()

@@ -50,15 +50,7 @@ func TestWatchCLI(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ingestTestBinary(t), "watch", "--camera", "cam", "--http", "127.0.0.1:0", "--redis-url", srv.URL())
 	cmd.Env = append(os.Environ(), "CHRYSALIS_REDIS_URL=")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	defer cmd.Process.Kill()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
