@@ -59,8 +59,12 @@ func TestRedisOutageKeepsGOPsWhole(t *testing.T) {
 	if gaps == 0 {
 		t.Fatalf("no gap in %d packets (XLEN %d): the outage was not felt", len(all), xlen)
 	}
-	if int64(len(all)) != xlen || xlen != st.Written {
-		t.Errorf("range %d, XLEN %d, written %d", len(all), xlen, st.Written)
+	// The write in flight when the server was killed may have reached its
+	// append-only file before the connection broke: the ingest counts it
+	// dropped, the restarted server has it (the tail of a GOP). So the
+	// cache holds Written packets, or one more.
+	if int64(len(all)) != xlen || xlen < st.Written || xlen > st.Written+1 {
+		t.Errorf("range %d, XLEN %d, written %d (want written or written+1)", len(all), xlen, st.Written)
 	}
 
 	// No reader decodes across the gaps: Past over the whole cache yields
