@@ -57,9 +57,11 @@ func TestWaitDemandPullingSink(t *testing.T) {
 			}
 			// Busy: give the source every chance to make more. Either it
 			// waits for demand or it has made another image.
-			waitUntil(t, 15*time.Second, "the source to wait or make another image", func() bool {
+			if err := waitErr(15*time.Second, "the source to wait or make another image", func() bool {
 				return src.waiting.Load() || src.made.Load() > got+1
-			})
+			}); err != nil {
+				return err // the sink's goroutine: g.Run returns it, the test fails there
+			}
 		}
 		return nil
 	}), s)

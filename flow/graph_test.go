@@ -3,6 +3,7 @@ package flow_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -103,13 +104,22 @@ func TestLinearBlockDeliversAll(t *testing.T) {
 // d.
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if err := waitErr(d, what, cond); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitErr is waitUntil for a goroutine other than the test's (which must
+// not call t.Fatal): the timeout is an error to return.
+func waitErr(d time.Duration, what string, cond func() bool) error {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+			return fmt.Errorf("timed out after %v waiting for %s", d, what)
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond) // poll interval
 	}
+	return nil
 }
 
 // A stalled drop-oldest branch does not stall a fast Block branch: the
