@@ -40,6 +40,14 @@ type CameraOptions struct {
 	// after the last Latest or WaitLatest call. Default DefaultLiveIdle
 	// (10 s).
 	LiveIdle time.Duration
+	// LiveInline decodes the live stream in the follower goroutine itself,
+	// one cgo call per packet, instead of on the decoder's own thread
+	// (named chrysalis-dec) while the goroutine parks. Measured on 2 cores
+	// with one hard 1080p25 camera (bench/README.md, "Off-thread decoding"):
+	// inline costs 12-19% more CPU, because the Go runtime's sysmon polls
+	// through every packet's decode, and returns images 1-4 ms fresher at
+	// the median on an otherwise idle machine.
+	LiveInline bool
 	// HWDevice asks for hardware decoding ("cuda", "vaapi"); when no device
 	// is present the decoder logs one line and falls back to software.
 	HWDevice string
@@ -219,7 +227,8 @@ func (c *Camera) codecInfo(ctx context.Context) (cache.Codec, bool, error) {
 // (it starts at the newest keyframe; GOPs that go stale while it is behind
 // are not decoded). The follower's decoder works on a thread of its own
 // (named chrysalis-dec) while the goroutine parks, which keeps the Go
-// runtime from polling through every packet's decode. Latest waits for its first catch-up, then converts the
+// runtime from polling through every packet's decode (see
+// CameraOptions.LiveInline). Latest waits for its first catch-up, then converts the
 // newest frame and returns at once, so a slow caller gets a frame at most
 // one frame interval plus one conversion old. The follower stops at Close,
 // or after CameraOptions.LiveIdle without a Latest or WaitLatest call (the

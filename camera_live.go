@@ -121,8 +121,8 @@ func (f *follower) run(ctx context.Context) {
 	o := c.sessionOptions(c.o.LiveThreads)
 	// Each packet is decoded alone as it arrives: on the decoder's thread,
 	// so this goroutine parks instead of holding a cgo call (see
-	// av.DecoderOptions.OffThread).
-	o.OffThread = true
+	// av.DecoderOptions.OffThread), unless the caller chose inline.
+	o.OffThread = !c.o.LiveInline
 	s := decode.New(o)
 	defer close(f.done)
 	defer func() {

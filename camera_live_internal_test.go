@@ -2,6 +2,8 @@ package chrysalis
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,5 +52,62 @@ func TestFollowerIdleAndClose(t *testing.T) {
 	case <-g.done:
 	default:
 		t.Fatal("Close returned with the follower running")
+	}
+}
+
+// decodeThreads counts this process's threads named chrysalis-dec (the
+// decoders' own threads, av.DecoderOptions.OffThread).
+func decodeThreads(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if comm, err := os.ReadFile("/proc/self/task/" + e.Name() + "/comm"); err == nil &&
+			strings.TrimSpace(string(comm)) == "chrysalis-dec" {
+			n++
+		}
+	}
+	return n
+}
+
+// The follower decodes on its decoder's own thread (one while it runs,
+// none after Close), or in its goroutine with LiveInline: the same frames
+// either way.
+func TestFollowerDecodeThread(t *testing.T) {
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
+	defer mc.Close()
+	live := clip.Live(t, mc, "live", time.Second)
+	defer live.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	base := decodeThreads(t)
+	for _, inline := range []bool{false, true} {
+		cam := New(mc, Options{}).Camera("live", CameraOptions{LiveInline: inline})
+		var prev *ChImage
+		for range 3 {
+			img, err := cam.WaitLatest(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if prev != nil && img.ID.Compare(prev.ID) <= 0 {
+				t.Fatalf("inline %v: image %v not after %v", inline, img.ID, prev.ID)
+			}
+			prev = img
+		}
+		want := base + 1
+		if inline {
+			want = base
+		}
+		if n := decodeThreads(t); n != want {
+			t.Errorf("inline %v: %d chrysalis-dec threads while live, want %d", inline, n, want)
+		}
+		cam.Close()
+		if n := decodeThreads(t); n != base {
+			t.Errorf("inline %v: %d chrysalis-dec threads after Close, want %d", inline, n, base)
+		}
 	}
 }

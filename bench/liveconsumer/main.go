@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"runtime/pprof"
 	"runtime/trace"
 	"strings"
@@ -86,6 +87,7 @@ func main() {
 	dur := flag.Duration("for", 10*time.Second, "how long to consume")
 	work := flag.Duration("work", 200*time.Millisecond, "per-image work (a sleep)")
 	keyframes := flag.Bool("keyframes", false, "CameraOptions.KeyframesOnly")
+	inline := flag.Bool("inline", false, "CameraOptions.LiveInline (decode in the follower goroutine)")
 	cpuProf := flag.String("cpuprofile", "", "write a CPU profile")
 	traceOut := flag.String("trace", "", "write an execution trace")
 	flag.Parse()
@@ -122,6 +124,14 @@ func main() {
 	defer rc.Close()
 	cl := chrysalis.New(rc, chrysalis.Options{Logger: quiet})
 	opts := chrysalis.CameraOptions{Logger: quiet, KeyframesOnly: *keyframes}
+	// By name: the benchmark builds this file against older trees too
+	// (cpu_vs_before), which have no LiveInline.
+	if f := reflect.ValueOf(&opts).Elem().FieldByName("LiveInline"); f.IsValid() {
+		f.SetBool(*inline)
+	} else if *inline {
+		fmt.Fprintln(os.Stderr, "liveconsumer: -inline: this tree has no CameraOptions.LiveInline")
+		os.Exit(2)
+	}
 
 	ids := strings.Split(*cams, ",")
 	res := result{Cameras: make([]camResult, len(ids))}
