@@ -2,25 +2,32 @@ package chrysalis
 
 import (
 	"context"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/chryscloud/chrysalis-go/cache"
 	"github.com/chryscloud/chrysalis-go/internal/testclip"
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 )
+
+// liveMemory is a memory cache with camera "live" fed in real time from
+// clip720 (1 s of history already there), and a 30 s context; the feed,
+// the cache and the context end with the test.
+func liveMemory(t *testing.T) (*cache.Memory, context.Context) {
+	t.Helper()
+	clip := testclip.Load(t, "clip720.mp4")
+	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
+	t.Cleanup(func() { mc.Close() })
+	clip.Live(t, mc, "live", time.Second) // stopped at cleanup, before the cache closes
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return mc, ctx
+}
 
 // The live follower stops after LiveIdle without a Latest call, the next
 // call starts a new one, and Close stops it.
 func TestFollowerIdleAndClose(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
-	defer mc.Close()
-	live := clip.Live(t, mc, "live", time.Second)
-	defer live.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	mc, ctx := liveMemory(t)
 	cam := New(mc, Options{}).Camera("live", CameraOptions{LiveIdle: 300 * time.Millisecond})
 	defer cam.Close()
 
@@ -55,35 +62,13 @@ func TestFollowerIdleAndClose(t *testing.T) {
 	}
 }
 
-// decodeThreads counts this process's threads named chrysalis-dec (the
-// decoders' own threads, av.DecoderOptions.OffThread).
-func decodeThreads(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
-	n := 0
-	for _, e := range ents {
-		if comm, err := os.ReadFile("/proc/self/task/" + e.Name() + "/comm"); err == nil &&
-			strings.TrimSpace(string(comm)) == "chrysalis-dec" {
-			n++
-		}
-	}
-	return n
-}
+func decodeThreads(t *testing.T) int { return testx.Threads(t, "chrysalis-dec") }
 
 // The follower decodes on its decoder's own thread (one while it runs,
 // none after Close), or in its goroutine with LiveInline: the same frames
 // either way.
 func TestFollowerDecodeThread(t *testing.T) {
-	clip := testclip.Load(t, "clip720.mp4")
-	mc := cache.NewMemory(cache.Retention{MaxAge: 10 * time.Second})
-	defer mc.Close()
-	live := clip.Live(t, mc, "live", time.Second)
-	defer live.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	mc, ctx := liveMemory(t)
 	base := decodeThreads(t)
 	for _, inline := range []bool{false, true} {
 		cam := New(mc, Options{}).Camera("live", CameraOptions{LiveInline: inline})

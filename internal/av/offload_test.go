@@ -2,28 +2,12 @@ package av
 
 import (
 	"hash/fnv"
-	"os"
-	"strings"
 	"testing"
+
+	"github.com/chryscloud/chrysalis-go/internal/testx"
 )
 
-// decodeThreads is the number of this process's threads named
-// chrysalis-dec: the OffThread decoders' threads.
-func decodeThreads(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
-	n := 0
-	for _, e := range ents {
-		comm, err := os.ReadFile("/proc/self/task/" + e.Name() + "/comm")
-		if err == nil && strings.TrimSpace(string(comm)) == "chrysalis-dec" {
-			n++
-		}
-	}
-	return n
-}
+func decodeThreads(t *testing.T) int { return testx.Threads(t, "chrysalis-dec") }
 
 // OffThread decodes on a thread of the decoder's own: the same frames, in
 // the same order, as decoding in the calling goroutine; the thread exists
