@@ -228,7 +228,13 @@ func TestMJPEG(t *testing.T) {
 		rate, baseRate := float64(n)/el.Seconds(), float64(base)/0.3
 		t.Logf("sink consumed %.0f images/s with a stalled and a reading client (%.0f/s with nobody watching); %d encodes, %d parts sent",
 			rate, baseRate, after.Encoded-before.Encoded, after.Parts)
-		if rate < baseRate/10 || rate < 1000 {
+		// A sink held up by the stalled client would stop taking images once
+		// its input edge filled: a few dozen in 300 ms. The floor is an order
+		// of magnitude above that, and far below the baseline, so a loaded
+		// machine (the race detector, CI running packages in parallel) does
+		// not trip it (a ratio to the baseline, 1/10, failed once there at
+		// 0.097). How fast the sink is belongs to the benchmarks.
+		if rate < 1000 {
 			t.Fatalf("sink slowed down: %.0f images/s vs %.0f without clients", rate, baseRate)
 		}
 		if after.Watchers != 2 {

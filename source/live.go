@@ -111,13 +111,20 @@ func (s *LiveSource) Run(ctx context.Context, out chan<- flow.Image) error {
 	}
 	waiting := false
 	next := time.Now()
+	owed := false // a demand taken and not answered with an image yet
 	for {
 		// Convert only for a consumer that is waiting (flow.WaitDemand):
 		// the follower keeps decoding every packet, but a frame is
 		// converted when the sink asks, so it reaches the sink one
-		// conversion old instead of waiting in the edge.
-		if err := flow.WaitDemand(ctx); err != nil {
-			return err
+		// conversion old instead of waiting in the edge. WaitDemand takes
+		// the consumer's request: after a failed try (camera not there
+		// yet) the image is still owed, and the consumer, blocked in the
+		// same Recv, will not ask again.
+		if !owed {
+			if err := flow.WaitDemand(ctx); err != nil {
+				return err
+			}
+			owed = true
 		}
 		img, err := cam.WaitLatest(ctx)
 		if err != nil {
@@ -143,6 +150,7 @@ func (s *LiveSource) Run(ctx context.Context, out chan<- flow.Image) error {
 		if err := flow.Send(ctx, out, img); err != nil {
 			return err
 		}
+		owed = false
 		s.emitted.Add(1)
 		if s.MaxFPS > 0 {
 			next = next.Add(time.Duration(float64(time.Second) / s.MaxFPS))

@@ -295,6 +295,47 @@ func TestLive(t *testing.T) {
 		t.Logf("waited for the camera; got frames at +%v and +%v; camera %+v",
 			got[0].Time.Sub(ms(0)), got[1].Time.Sub(ms(0)), src.CameraStats())
 	})
+	// In a graph whose consumer pulls (flow.Recv), the image asked for
+	// while the camera was missing is still owed once it appears: a retry
+	// must not wait for a second demand the consumer, blocked in its first
+	// Recv, never makes (the demo's graph then got no image at all).
+	t.Run("wait for camera, pulling consumer", func(t *testing.T) {
+		src := source.Live(cl, "later2", chrysalis.CameraOptions{Format: chrysalis.GRAY8, Width: 160})
+		src.WaitForCamera, src.RetryInterval = true, 20*time.Millisecond
+		waiting := make(chan struct{})
+		src.Logger = slog.New(slog.NewTextHandler(&signalWriter{match: "camera not in the cache yet; waiting", c: waiting}, nil))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		g := flow.New(flow.Options{})
+		got := make(chan time.Time, 1)
+		g.Sink("pull", flow.SinkFunc(func(ctx context.Context, in <-chan flow.Image) error {
+			img, ok, err := flow.Recv(ctx, in)
+			if err != nil || !ok {
+				return err
+			}
+			got <- img.Time
+			img.Release()
+			cancel() // one image is the test
+			return nil
+		}), g.Source("live", src))
+		ran := make(chan error, 1)
+		go func() { ran <- g.Run(ctx) }()
+		select {
+		case <-waiting:
+		case <-ctx.Done():
+			t.Fatal("the source never logged that it waits for the camera")
+		}
+		clip.Live(t, mc, "later2", time.Second)
+		if err := <-ran; err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("graph: %v", err)
+		}
+		select {
+		case tm := <-got:
+			t.Logf("first image at %v, after the camera appeared", tm)
+		default:
+			t.Fatal("the pulling sink got no image in 30 s after the camera appeared")
+		}
+	})
 }
 
 // Released URL images give their buffers back: a consumer that releases
