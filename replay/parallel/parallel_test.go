@@ -54,15 +54,23 @@ func (b *blockingCache) KeyframeAtOrBefore(ctx context.Context, cam string, at c
 	return b.Cache.KeyframeAtOrBefore(ctx, cam, at)
 }
 
+// redisAndMemory starts a redis-server for the plan and an empty memory
+// cache for the video; both end with the test.
+func redisAndMemory(t *testing.T) (*redis.Client, *cache.Memory) {
+	t.Helper()
+	srv := testredis.Start(t, testredis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	mc := cache.NewMemory(cache.Retention{MaxAge: time.Hour})
+	t.Cleanup(func() { mc.Close() })
+	return rdb, mc
+}
+
 // The planner's lock expires while it plans (a planner that dies mid-plan
 // does not leave the workers waiting forever); the finished plan does not.
 func TestPlanningLockExpires(t *testing.T) {
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	rdb, mc := redisAndMemory(t)
 	ctx := context.Background()
-	mc := cache.NewMemory(cache.Retention{MaxAge: time.Hour})
-	defer mc.Close()
 	const t0 = int64(1_700_000_000_000)
 	testclip.Load(t, "clip720.mp4").Append(t, mc, "cam", t0, 40)
 	bc := &blockingCache{Cache: mc, entered: make(chan struct{}), release: make(chan struct{})}
@@ -93,12 +101,8 @@ func TestPlanningLockExpires(t *testing.T) {
 // A planner whose lock expired (or was removed) mid-plan stops: another
 // planner may own the group now.
 func TestPlanningLockLost(t *testing.T) {
-	srv := testredis.Start(t, testredis.Options{})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rdb.Close()
+	rdb, mc := redisAndMemory(t)
 	ctx := context.Background()
-	mc := cache.NewMemory(cache.Retention{MaxAge: time.Hour})
-	defer mc.Close()
 	const t0 = int64(1_700_000_000_000)
 	clip := testclip.Load(t, "clip720.mp4")
 	clip.Append(t, mc, "a", t0, 40)
