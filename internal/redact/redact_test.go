@@ -82,7 +82,9 @@ func FuzzURL(f *testing.F) {
 		}
 		if !strings.ContainsAny(secret, "&#=?") && strings.Contains(strings.ToLower(qkey), "token") && !strings.ContainsAny(qkey, "&#=?@/") {
 			q := scheme + "://" + host + "/x?" + qkey + "=" + secret
-			if got := URL(q); strings.Contains(got, "="+secret) {
+			// A secret that is a prefix of the mask ("xxxx") stands in the
+			// masked output too, as for the password above.
+			if got := URL(q); strings.Contains(got, "="+secret) && !strings.HasPrefix(Mask, secret) {
 				t.Fatalf("URL(%q) = %q shows the query secret", q, got)
 			}
 		}
