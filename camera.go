@@ -230,7 +230,8 @@ func (c *Camera) codecInfo(ctx context.Context) (cache.Codec, bool, error) {
 // runtime from polling through every packet's decode (see
 // CameraOptions.LiveInline). Latest waits for its first catch-up, then converts the
 // newest frame and returns at once, so a slow caller gets a frame at most
-// one frame interval plus one conversion old. The follower stops at Close,
+// one frame interval plus one decode and one conversion old (WaitLatest
+// also waits for a decode in progress, which takes off the decode). The follower stops at Close,
 // or after CameraOptions.LiveIdle without a Latest or WaitLatest call (the
 // next call starts it again), so a Camera used only for Past or Screenshot
 // costs nothing. A gap in the packets (an outage, a trim) is never decoded
@@ -259,7 +260,7 @@ func (c *Camera) Latest(ctx context.Context) (*ChImage, error) {
 		}
 		return img, err
 	}
-	img, _, err := c.latestLive(ctx)
+	img, _, err := c.latestLive(ctx, false)
 	return img, err
 }
 
@@ -274,7 +275,11 @@ func (c *Camera) emptyOr(ctx context.Context, def error) error {
 
 // WaitLatest is Latest that blocks until there is a frame newer than the
 // last one returned, or ctx ends. An empty cache is waited on, an unknown
-// camera is an error.
+// camera is an error. When the live follower is decoding a packet at the
+// time of the call, WaitLatest first waits for that packet (one decode at
+// most, not the packets read after it) and returns its frame if newer:
+// the frame returned is then at most one frame interval plus one
+// conversion old, where returning the frame held would add the decode.
 func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
 	if c.optErr != nil {
 		return nil, c.optErr
@@ -303,7 +308,7 @@ func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
 			}
 			continue
 		}
-		img, wake, err := c.latestLive(ctx)
+		img, wake, err := c.latestLive(ctx, true)
 		if img != nil || (err != nil && !errors.Is(err, cache.ErrEmpty)) {
 			return img, err
 		}

@@ -47,8 +47,14 @@ type follower struct {
 	holdKey frameKey
 	has     bool
 	err     error         // the last read error, cleared by a good read
-	wake    chan struct{} // closed and replaced on every new frame or error
+	wake    chan struct{} // closed and replaced on every new frame, decoded packet or error
 	lastUse time.Time
+	// fed counts the packets handed to the decoder; done those it is
+	// through with. fed > done while a packet is being decoded: a newer
+	// frame is a decode away (WaitLatest waits for it).
+	fed, doneN uint64
+	waits      uint64 // WaitLatest calls that waited for a packet in flight
+	testFeed   func() // tests: called with the packet counted in flight, before its decode
 }
 
 // follow returns the camera's running follower, starting one if there is
@@ -165,7 +171,7 @@ func (f *follower) run(ctx context.Context) {
 				continue
 			}
 			s.Jump()
-			if err := s.Feed(ctx, kf, f.keep); err != nil {
+			if err := f.feed(ctx, s, kf); err != nil {
 				f.setErr(err)
 				return
 			}
@@ -206,7 +212,7 @@ func (f *follower) run(ctx context.Context) {
 			}
 		}
 		for _, p := range pkts {
-			if err := s.Feed(ctx, p, f.keep); err != nil {
+			if err := f.feed(ctx, s, p); err != nil {
 				f.setErr(err)
 				return
 			}
@@ -219,6 +225,51 @@ func (f *follower) run(ctx context.Context) {
 	}
 }
 
+// feed decodes p, keeping its frame (f.keep), and marks it in flight
+// meanwhile: fed is counted before the decode starts, doneN after it ends,
+// whether or not the packet made a newer frame.
+func (f *follower) feed(ctx context.Context, s *decode.Session, p cache.Packet) error {
+	f.mu.Lock()
+	f.fed++
+	hook := f.testFeed
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	err := s.Feed(ctx, p, f.keep)
+	f.mu.Lock()
+	f.doneN = f.fed
+	f.notify()
+	f.mu.Unlock()
+	return err
+}
+
+// waitInFlight waits until the packet the follower is decoding now (if
+// any) is decoded: the frame it makes is newer than any held, and at most
+// one decode away. It waits for that packet only, not for those read after
+// it, and returns early if the follower stops or ctx ends.
+func (f *follower) waitInFlight(ctx context.Context) error {
+	f.mu.Lock()
+	target := f.fed
+	if f.doneN < target {
+		f.waits++
+	}
+	for f.doneN < target {
+		wake := f.wake
+		f.mu.Unlock()
+		select {
+		case <-wake:
+		case <-f.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		f.mu.Lock()
+	}
+	f.mu.Unlock()
+	return nil
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -229,13 +280,20 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 }
 
 // latestLive is Latest through the follower: the newest frame it decoded,
-// converted now, when it is newer than the last one returned.
-func (c *Camera) latestLive(ctx context.Context) (*ChImage, <-chan struct{}, error) {
+// converted now, when it is newer than the last one returned. With
+// inFlight it first waits for the packet being decoded at the time of the
+// call, if any (WaitLatest).
+func (c *Camera) latestLive(ctx context.Context, inFlight bool) (*ChImage, <-chan struct{}, error) {
 	f := c.follow()
 	select {
 	case <-f.synced:
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
+	}
+	if inFlight {
+		if err := f.waitInFlight(ctx); err != nil {
+			return nil, nil, err
+		}
 	}
 	f.mu.Lock()
 	wake := f.wake
