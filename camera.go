@@ -260,7 +260,7 @@ func (c *Camera) Latest(ctx context.Context) (*ChImage, error) {
 		}
 		return img, err
 	}
-	img, _, err := c.latestLive(ctx, false)
+	img, _, err := c.latestLive(ctx, false, true)
 	return img, err
 }
 
@@ -284,7 +284,7 @@ func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
 	if c.optErr != nil {
 		return nil, c.optErr
 	}
-	for {
+	for first := true; ; first = false {
 		if c.o.KeyframesOnly {
 			img, err := c.Latest(ctx)
 			if img != nil || (err != nil && !errors.Is(err, cache.ErrEmpty)) {
@@ -308,7 +308,7 @@ func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
 			}
 			continue
 		}
-		img, wake, err := c.latestLive(ctx, true)
+		img, wake, err := c.latestLive(ctx, true, first)
 		if img != nil || (err != nil && !errors.Is(err, cache.ErrEmpty)) {
 			return img, err
 		}

@@ -2,6 +2,7 @@ package chrysalis
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -97,69 +98,94 @@ func TestFollowerDecodeThread(t *testing.T) {
 	}
 }
 
-// WaitLatest called while the follower decodes a packet newer than the
-// frame it holds waits for that packet's frame (at most one decode)
-// instead of returning the older one: the newest frame is one frame
-// interval old at worst, not one interval plus a decode.
-func TestWaitLatestWaitsForFrameInFlight(t *testing.T) {
+// stepCam is a camera "cam" in a memory cache fed by hand from clip720:
+// add(i) appends packet i stamped t0 + 40i ms. The context (30 s), the
+// camera and the cache end with the test.
+type stepCam struct {
+	t   *testing.T
+	ctx context.Context
+	mc  *cache.Memory
+	cam *Camera
+	t0  int64
+	add func(i int)
+}
+
+func newStepCam(t *testing.T) *stepCam {
 	clip := testclip.Load(t, "clip720.mp4")
 	mc := cache.NewMemory(cache.Retention{MaxLen: 1000})
-	defer mc.Close()
+	t.Cleanup(func() { mc.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	if err := mc.SetCodec(ctx, "cam", clip.CacheCodec()); err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Now().Add(-time.Second).UnixMilli()
-	appendPkt := func(i int) {
+	sc := &stepCam{t: t, ctx: ctx, mc: mc, t0: time.Now().Add(-time.Second).UnixMilli()}
+	sc.add = func(i int) {
 		t.Helper()
 		p := clip.Packets[i]
 		var extra []byte
 		if p.Key {
 			extra = clip.Extradata
 		}
-		if _, err := mc.Append(ctx, "cam", &cache.Packet{Timestamp: testclip.MS(t0, i, 40), Keyframe: p.Key, Data: p.Data,
+		if _, err := mc.Append(ctx, "cam", &cache.Packet{Timestamp: testclip.MS(sc.t0, i, 40), Keyframe: p.Key, Data: p.Data,
 			PTS: p.PTS, DTS: p.DTS, TimeBase: clip.TimeBase, Width: clip.Width, Height: clip.Height,
 			CodecName: clip.Codec, PixFmt: clip.PixFmt, Extradata: extra}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i := range 5 {
-		appendPkt(i)
+	sc.cam = New(mc, Options{}).Camera("cam", CameraOptions{})
+	t.Cleanup(func() { sc.cam.Close() })
+	return sc
+}
+
+// at is packet i's image time.
+func (sc *stepCam) at(i int) time.Time { return time.UnixMilli(testclip.MS(sc.t0, i, 40)) }
+
+// until polls the follower's state (under its lock) until cond holds.
+func (sc *stepCam) until(what string, cond func(f *follower) bool) {
+	sc.t.Helper()
+	f := sc.cam.follower
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(time.Millisecond) { // poll interval
+		f.mu.Lock()
+		ok := cond(f)
+		state := fmt.Sprintf("read %d, decoded %d", f.fed, f.doneN)
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			sc.t.Fatalf("not in 15 s: %s (%s)", what, state)
+		}
 	}
-	cam := New(mc, Options{}).Camera("cam", CameraOptions{})
-	defer cam.Close()
+}
+
+// WaitLatest called while the follower decodes a packet newer than the
+// frame it holds waits for that packet's frame (at most one decode)
+// instead of returning the older one: the newest frame is one frame
+// interval old at worst, not one interval plus a decode.
+func TestWaitLatestWaitsForFrameInFlight(t *testing.T) {
+	sc := newStepCam(t)
+	for i := range 5 {
+		sc.add(i)
+	}
+	cam, ctx := sc.cam, sc.ctx
 	img, err := cam.WaitLatest(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := time.UnixMilli(testclip.MS(t0, 4, 40)); !img.Time.Equal(want) {
-		t.Fatalf("first image at %v, want packet 4's %v", img.Time, want)
+	if !img.Time.Equal(sc.at(4)) {
+		t.Fatalf("first image at %v, want packet 4's %v", img.Time, sc.at(4))
 	}
 	f := cam.follower
-	waitDone := func(n uint64) {
-		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(time.Millisecond) { // poll interval
-			f.mu.Lock()
-			d := f.doneN
-			f.mu.Unlock()
-			if d >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the follower decoded %d packets in 15 s, want %d", d, n)
-			}
-		}
-	}
 	// Packet 5 decoded and held, not yet returned.
-	appendPkt(5)
-	waitDone(6)
+	sc.add(5)
+	sc.until("packet 5 decoded", func(f *follower) bool { return f.doneN >= 6 })
 	// Packet 6 held up in the decoder.
 	entered, release := make(chan struct{}), make(chan struct{})
 	f.mu.Lock()
 	f.testFeed = func() { close(entered); <-release }
 	f.mu.Unlock()
-	appendPkt(6)
+	sc.add(6)
 	select {
 	case <-entered:
 	case <-ctx.Done():
@@ -190,7 +216,76 @@ func TestWaitLatestWaitsForFrameInFlight(t *testing.T) {
 	}
 	close(release)
 	img = <-got
-	if want := time.UnixMilli(testclip.MS(t0, 6, 40)); img == nil || !img.Time.Equal(want) {
-		t.Fatalf("WaitLatest returned %v, want packet 6's frame at %v", img, want)
+	if img == nil || !img.Time.Equal(sc.at(6)) {
+		t.Fatalf("WaitLatest returned %v, want packet 6's frame at %v", img, sc.at(6))
+	}
+}
+
+// For a reader calling at a steady pace, the follower leaves the packets
+// that arrive after a call in the cache and decodes them together before
+// the next one is due, skipping those before a keyframe among them; a
+// call that comes early gets the newest frame all the same: WaitLatest
+// wakes the follower and waits for the batch, Latest wakes it and
+// returns the frame it has.
+func TestFollowerBatchesForSteadyReader(t *testing.T) {
+	for _, wait := range []bool{true, false} {
+		t.Run(fmt.Sprintf("wait=%v", wait), func(t *testing.T) {
+			sc := newStepCam(t)
+			for i := range 5 {
+				sc.add(i)
+			}
+			cam, ctx := sc.cam, sc.ctx
+			if _, err := cam.WaitLatest(ctx); err != nil {
+				t.Fatal(err)
+			}
+			f := cam.follower
+			// Calls every 200 ms so far, the next one due in 10 s.
+			f.mu.Lock()
+			f.gaps = [3]time.Duration{200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond}
+			f.lastRead = time.Now().Add(10 * time.Second)
+			early := f.lastRead.Add(-5 * time.Second)
+			batches, read := f.batches, f.fed
+			f.mu.Unlock()
+			sc.until("the follower asleep for the batch", func(f *follower) bool { return f.asleep })
+			decoded := cam.Stats().Decoded
+			// Packets 5..51: packet 50 is the clip's second keyframe.
+			for i := 5; i <= 51; i++ {
+				sc.add(i)
+			}
+			if wait {
+				img, err := cam.WaitLatest(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !img.Time.Equal(sc.at(51)) {
+					t.Fatalf("WaitLatest returned the frame at %v, want packet 51's at %v", img.Time, sc.at(51))
+				}
+			} else {
+				img, err := cam.Latest(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if img != nil && !img.Time.Equal(sc.at(51)) {
+					t.Fatalf("Latest returned the frame at %v before the batch", img.Time)
+				}
+				sc.until("the batch decoded", func(f *follower) bool { return f.doneN >= read+2 })
+				if img, err = cam.Latest(ctx); err != nil || img == nil || !img.Time.Equal(sc.at(51)) {
+					t.Fatalf("Latest after the batch: %v, %v; want packet 51's frame at %v", img, err, sc.at(51))
+				}
+			}
+			if time.Now().After(early) {
+				t.Fatal("the batch was decoded at its due time, not when the call came")
+			}
+			// Only the keyframe and the packet after it were decoded.
+			if got := cam.Stats().Decoded - decoded; got != 2 {
+				t.Fatalf("the batch decoded %d packets, want 2 (from the keyframe)", got)
+			}
+			f.mu.Lock()
+			skipped, nb := f.skipped, f.batches-batches
+			f.mu.Unlock()
+			if skipped != 45 || nb != 1 {
+				t.Fatalf("skipped %d, batches %d; want 45 and 1", skipped, nb)
+			}
+		})
 	}
 }
