@@ -228,14 +228,25 @@ func (c *Camera) codecInfo(ctx context.Context) (cache.Codec, bool, error) {
 // are not decoded). The follower's decoder works on a thread of its own
 // (named chrysalis-dec) while the goroutine parks, which keeps the Go
 // runtime from polling through every packet's decode (see
-// CameraOptions.LiveInline). Latest waits for its first catch-up, then converts the
-// newest frame and returns at once, so a slow caller gets a frame at most
-// one frame interval plus one decode and one conversion old (WaitLatest
-// also waits for a decode in progress, which takes off the decode). The follower stops at Close,
-// or after CameraOptions.LiveIdle without a Latest or WaitLatest call (the
-// next call starts it again), so a Camera used only for Past or Screenshot
-// costs nothing. A gap in the packets (an outage, a trim) is never decoded
-// across.
+// CameraOptions.LiveInline). Latest waits for its first catch-up, then
+// converts the newest frame and returns at once, so a slow caller gets a
+// frame at most one frame interval plus one decode and one conversion old
+// (WaitLatest also waits for a decode in progress, which takes off the
+// decode).
+//
+// A caller whose last three calls came at a steady interval (120 ms or
+// more, within 20 ms of each other: a model that takes about the same time
+// per image, a ticker) lets the follower save CPU: it leaves the packets
+// that arrive after a call in the cache and decodes them back to back
+// shortly before the next call is due (from the newest keyframe among
+// them), then each packet as it arrives until the call. A call that comes
+// earlier than that wakes it: WaitLatest waits for the batch (a few
+// decodes), Latest returns the frame it has.
+//
+// The follower stops at Close, or after CameraOptions.LiveIdle without a
+// Latest or WaitLatest call (the next call starts it again), so a Camera
+// used only for Past or Screenshot costs nothing. A gap in the packets (an
+// outage, a trim) is never decoded across.
 func (c *Camera) Latest(ctx context.Context) (*ChImage, error) {
 	if c.optErr != nil {
 		return nil, c.optErr
@@ -276,10 +287,12 @@ func (c *Camera) emptyOr(ctx context.Context, def error) error {
 // WaitLatest is Latest that blocks until there is a frame newer than the
 // last one returned, or ctx ends. An empty cache is waited on, an unknown
 // camera is an error. When the live follower is decoding a packet at the
-// time of the call, WaitLatest first waits for that packet (one decode at
-// most, not the packets read after it) and returns its frame if newer:
-// the frame returned is then at most one frame interval plus one
-// conversion old, where returning the frame held would add the decode.
+// time of the call, WaitLatest first waits for that packet (one decode,
+// not the packets read after it) and returns its frame if newer: the
+// frame returned is then at most one frame interval plus one conversion
+// old, where returning the frame held would add the decode. When the
+// follower is holding packets back for a batch (see Latest), the call
+// wakes it and waits for the batch.
 func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
 	if c.optErr != nil {
 		return nil, c.optErr
