@@ -328,6 +328,7 @@ func (f *follower) sleepUntil(ctx context.Context, dl time.Time) {
 	default:
 	}
 	f.asleep = true
+	f.notify()
 	f.mu.Unlock()
 	t := time.NewTimer(time.Until(dl))
 	select {
@@ -380,6 +381,7 @@ func (f *follower) waitInFlight(ctx context.Context) error {
 	}
 	if f.doneN < target || f.cycles < cycle {
 		f.waits++
+		f.notify() // a change for whoever watches the follower (tests)
 	}
 	for f.doneN < target || f.cycles < cycle {
 		wake := f.wake

@@ -104,7 +104,6 @@ func TestFollowerDecodeThread(t *testing.T) {
 type stepCam struct {
 	t   *testing.T
 	ctx context.Context
-	mc  *cache.Memory
 	cam *Camera
 	t0  int64
 	add func(i int)
@@ -119,7 +118,7 @@ func newStepCam(t *testing.T) *stepCam {
 	if err := mc.SetCodec(ctx, "cam", clip.CacheCodec()); err != nil {
 		t.Fatal(err)
 	}
-	sc := &stepCam{t: t, ctx: ctx, mc: mc, t0: time.Now().Add(-time.Second).UnixMilli()}
+	sc := &stepCam{t: t, ctx: ctx, t0: time.Now().Add(-time.Second).UnixMilli()}
 	sc.add = func(i int) {
 		t.Helper()
 		p := clip.Packets[i]
@@ -141,19 +140,23 @@ func newStepCam(t *testing.T) *stepCam {
 // at is packet i's image time.
 func (sc *stepCam) at(i int) time.Time { return time.UnixMilli(testclip.MS(sc.t0, i, 40)) }
 
-// until polls the follower's state (under its lock) until cond holds.
+// until waits until cond holds on the follower's state (under its lock),
+// checking it again at every change the follower announces (f.wake).
 func (sc *stepCam) until(what string, cond func(f *follower) bool) {
 	sc.t.Helper()
 	f := sc.cam.follower
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(time.Millisecond) { // poll interval
+	timeout := time.After(15 * time.Second)
+	for {
 		f.mu.Lock()
-		ok := cond(f)
+		ok, wake := cond(f), f.wake
 		state := fmt.Sprintf("read %d, decoded %d", f.fed, f.doneN)
 		f.mu.Unlock()
 		if ok {
 			return
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-wake:
+		case <-timeout:
 			sc.t.Fatalf("not in 15 s: %s (%s)", what, state)
 		}
 	}
@@ -199,19 +202,21 @@ func TestWaitLatestWaitsForFrameInFlight(t *testing.T) {
 		}
 		got <- img
 	}()
-	waiting := func() bool {
+	timeout := time.After(15 * time.Second)
+	for {
 		f.mu.Lock()
-		defer f.mu.Unlock()
-		return f.waits > 0
-	}
-	for !waiting() {
+		waiting, wake := f.waits > 0, f.wake
+		f.mu.Unlock()
+		if waiting {
+			break
+		}
 		select {
 		case img := <-got:
 			close(release)
 			t.Fatalf("WaitLatest returned the frame at %v while packet 6 was in the decoder", img.Time)
-		case <-ctx.Done():
+		case <-wake: // the follower announced a change (a waiter counts as one)
+		case <-timeout:
 			t.Fatal("WaitLatest neither returned nor waited")
-		case <-time.After(time.Millisecond): // poll interval
 		}
 	}
 	close(release)

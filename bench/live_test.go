@@ -264,12 +264,14 @@ func tickTogether(b *testing.B, a, bb, url, cam string, d time.Duration) (sa, sb
 	if err := errors.Join(errA, errB); err != nil {
 		b.Fatal(err)
 	}
-	toSide := func(o consumerOut) side {
-		c := o.Cameras[0]
-		return side{wall: time.Duration(o.Seconds * float64(time.Second)), cpu: time.Duration(o.CPUSeconds * float64(time.Second)),
-			decoded: c.Decoded, converted: c.Converted}
-	}
-	return toSide(outA), toSide(outB)
+	return cpuSide(outA), cpuSide(outB)
+}
+
+// cpuSide is a consumer's CPU, wall time and Camera counters.
+func cpuSide(o consumerOut) side {
+	c := o.Cameras[0]
+	return side{wall: time.Duration(o.Seconds * float64(time.Second)), cpu: time.Duration(o.CPUSeconds * float64(time.Second)),
+		decoded: c.Decoded, converted: c.Converted}
 }
 
 // runConsumer runs one liveconsumer on camera cam for d.
@@ -282,10 +284,10 @@ func runConsumer(b *testing.B, arr *arrivals, bin, url, cam, mode string, d time
 	if len(c.Ages) < 2 {
 		b.Fatalf("liveconsumer %s: %d images in %v", mode, len(c.Ages), d)
 	}
-	all, clean, stalled := arr.ages(b, cam, c.IDs[1:], c.AtUS[1:])
-	return side{all: all, ages: clean, stalled: stalled, stamped: c.Ages[1:], notNewer: c.NotNewer,
-		wall: time.Duration(out.Seconds * float64(time.Second)), cpu: time.Duration(out.CPUSeconds * float64(time.Second)),
-		decoded: c.Decoded, converted: c.Converted}
+	s := cpuSide(out)
+	s.all, s.ages, s.stalled = arr.ages(b, cam, c.IDs[1:], c.AtUS[1:])
+	s.stamped, s.notNewer = c.Ages[1:], c.NotNewer
+	return s
 }
 
 // arrivals wraps the ingest's cache and records when each packet was in
