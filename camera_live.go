@@ -383,7 +383,9 @@ func (f *follower) waitInFlight(ctx context.Context) error {
 		f.waits++
 		f.notify() // a change for whoever watches the follower (tests)
 	}
-	for f.doneN < target || f.cycles < cycle {
+	// A read error (an outage while the follower was asleep) ends the
+	// wait: the caller gets the error, as without a batch.
+	for (f.doneN < target || f.cycles < cycle) && f.err == nil {
 		wake := f.wake
 		f.mu.Unlock()
 		select {
