@@ -66,7 +66,7 @@ func BenchmarkLiveCapacity(b *testing.B) {
 					if len(c.Ages) < 2 {
 						b.Fatalf("%s: %d images", c.Camera, len(c.Ages))
 					}
-					_, ages, st := arr.ages(b, c.Camera, c.IDs[1:], c.AtUS[1:])
+					_, ages, _, st := arr.ages(b, c.Camera, c.IDs[1:], c.AtUS[1:])
 					stalled += st
 					if len(ages) == 0 {
 						continue

@@ -110,6 +110,26 @@ func BenchmarkLiveFrameAge(b *testing.B) {
 					b.ReportMetric(percentile(p.all, 99), "pyav_all_age_p99_ms")
 					b.ReportMetric(slices.Max(p.all), "pyav_all_age_max_ms")
 					b.ReportMetric(float64(p.stalled), "pyav_stalled_images")
+					// The physical floor: the age of the newest packet in
+					// the cache when each image was handed out, and each
+					// image's age above it (read, decode, convert and
+					// scheduling; 0 when the newest packet is returned in
+					// no time).
+					excess := func(s side) []float64 {
+						e := make([]float64, len(s.ages))
+						for i := range e {
+							e[i] = s.ages[i] - s.floor[i]
+						}
+						return e
+					}
+					gaps := arr.gaps(cam)
+					b.ReportMetric(percentile(gaps, 99), "arrival_gap_p99_ms")
+					b.ReportMetric(slices.Max(gaps), "arrival_gap_max_ms")
+					b.ReportMetric(percentile(o.floor, 99), "floor_p99_ms")
+					b.ReportMetric(percentile(p.floor, 99), "pyav_floor_p99_ms")
+					b.ReportMetric(percentile(excess(o), 50), "over_floor_p50_ms")
+					b.ReportMetric(percentile(excess(o), 99), "over_floor_p99_ms")
+					b.ReportMetric(percentile(excess(p), 99), "pyav_over_floor_p99_ms")
 					b.ReportMetric(percentile(o.stamped, 50), "stamp_age_p50_ms")
 					b.ReportMetric(percentile(o.stamped, 99), "stamp_age_p99_ms")
 					b.ReportMetric(percentile(p.stamped, 99), "pyav_stamp_age_p99_ms")
@@ -168,9 +188,13 @@ type side struct {
 	// (see arrivals.stalled), stalled their count; stamped are all ages
 	// from the ingest's capture stamp (image time).
 	all, ages, stamped []float64
-	stalled            int
-	notNewer           int
-	wall, cpu          time.Duration
+	// floor is, for each of ages, how long before the image was handed
+	// out the newest packet then in the cache arrived: the age a reader
+	// that reads, decodes and converts in no time would have had.
+	floor     []float64
+	stalled   int
+	notNewer  int
+	wall, cpu time.Duration
 	// decoded and converted: the Camera's counters (wait and tick modes).
 	decoded, converted int64
 }
@@ -180,6 +204,7 @@ func (s *side) add(o side) {
 	s.all = append(s.all, o.all...)
 	s.stalled += o.stalled
 	s.stamped = append(s.stamped, o.stamped...)
+	s.floor = append(s.floor, o.floor...)
 	s.notNewer += o.notNewer
 	s.wall += o.wall
 	s.cpu += o.cpu
@@ -285,7 +310,7 @@ func runConsumer(b *testing.B, arr *arrivals, bin, url, cam, mode string, d time
 		b.Fatalf("liveconsumer %s: %d images in %v", mode, len(c.Ages), d)
 	}
 	s := cpuSide(out)
-	s.all, s.ages, s.stalled = arr.ages(b, cam, c.IDs[1:], c.AtUS[1:])
+	s.all, s.ages, s.floor, s.stalled = arr.ages(b, cam, c.IDs[1:], c.AtUS[1:])
 	s.stamped, s.notNewer = c.Ages[1:], c.NotNewer
 	return s
 }
@@ -352,8 +377,9 @@ func (a *arrivals) Append(ctx context.Context, cam string, p *cache.Packet) (cac
 // ages returns, for each image id handed to a consumer at atUS (Unix µs),
 // the ms since its packet arrived in the cache: all of them, and those of
 // the images not handed out within stallWindow of an upstream stall
-// (clean), with the count of the others.
-func (a *arrivals) ages(b *testing.B, cam string, ids []string, atUS []int64) (all, clean []float64, stalled int) {
+// (clean), with the count of the others, and for each clean one the ms
+// since the newest packet then in the cache arrived (floor).
+func (a *arrivals) ages(b *testing.B, cam string, ids []string, atUS []int64) (all, clean, floor []float64, stalled int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i, id := range ids {
@@ -367,9 +393,33 @@ func (a *arrivals) ages(b *testing.B, cam string, ids []string, atUS []int64) (a
 			stalled++
 		} else {
 			clean = append(clean, age)
+			floor = append(floor, a.newestAge(cam, time.UnixMicro(atUS[i])))
 		}
 	}
-	return all, clean, stalled
+	return all, clean, floor, stalled
+}
+
+// gaps is the ms between consecutive arrivals of cam's packets so far.
+func (a *arrivals) gaps(cam string) []float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.seq[cam]
+	g := make([]float64, 0, len(s))
+	for i := 1; i < len(s); i++ {
+		g = append(g, float64(s[i].Sub(s[i-1]).Microseconds())/1000)
+	}
+	return g
+}
+
+// newestAge is the ms between the arrival of cam's newest packet in the
+// cache at t and t.
+func (a *arrivals) newestAge(cam string, t time.Time) float64 {
+	s := a.seq[cam]
+	i := sort.Search(len(s), func(i int) bool { return s[i].After(t) })
+	if i == 0 {
+		return 0
+	}
+	return float64(t.Sub(s[i-1]).Microseconds()) / 1000
 }
 
 // live runs bench/pyav_live.py on camera cam for d.
@@ -396,8 +446,8 @@ func (p pyavPeer) live(b *testing.B, arr *arrivals, addr, cam, desc string, d ti
 	if len(out.Ages) < 2 {
 		b.Fatalf("pyav_live.py: %d images in %v", len(out.Ages), d)
 	}
-	all, clean, stalled := arr.ages(b, cam, out.IDs[1:], out.AtUS[1:])
-	return side{all: all, ages: clean, stalled: stalled, stamped: out.Ages[1:], notNewer: out.NotNewer, wall: time.Duration(out.Seconds * float64(time.Second)),
+	all, clean, floor, stalled := arr.ages(b, cam, out.IDs[1:], out.AtUS[1:])
+	return side{all: all, ages: clean, floor: floor, stalled: stalled, stamped: out.Ages[1:], notNewer: out.NotNewer, wall: time.Duration(out.Seconds * float64(time.Second)),
 		cpu: time.Duration(out.CPUSeconds * float64(time.Second))}
 }
 
