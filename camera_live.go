@@ -158,6 +158,43 @@ func (f *follower) run(ctx context.Context) {
 	bo := 20 * time.Millisecond
 	var after cache.ID
 	positioned, catching := false, true
+	// decodePage decodes a page of packets read after after and moves
+	// after past them; false when a decode error ended the follower.
+	decodePage := func(pkts []cache.Packet, batch bool) bool {
+		// Behind by more than a GOP, or a batch with a keyframe: what
+		// precedes the newest keyframe of the page is stale, so it is not
+		// decoded.
+		var stale uint64
+		for k := len(pkts) - 1; k > 0; k-- {
+			if pkts[k].Keyframe {
+				c.jumps.Add(1)
+				s.Jump()
+				stale, pkts = uint64(k), pkts[k:]
+				break
+			}
+		}
+		f.mu.Lock()
+		f.fed += uint64(len(pkts))
+		f.skipped += stale
+		if batch && len(pkts) > 1 {
+			f.batches++
+		}
+		f.mu.Unlock()
+		for _, p := range pkts {
+			if err := f.feed(ctx, s, p); err != nil {
+				f.setErr(err)
+				return false
+			}
+		}
+		if len(pkts) > 0 {
+			after = pkts[len(pkts)-1].ID
+		}
+		f.mu.Lock()
+		f.cycles++
+		f.notify()
+		f.mu.Unlock()
+		return true
+	}
 	for ctx.Err() == nil && !f.idle() {
 		if !positioned {
 			// Start at the newest keyframe: older GOPs are stale.
@@ -207,6 +244,25 @@ func (f *follower) run(ctx context.Context) {
 			block, batch = 0, true
 		}
 		pkts, err := c.cl.cache.ReadAfter(ctx, c.id, after, followPage, block)
+		if err == nil && !catching && !batch && len(pkts) > 0 {
+			// A call was answered while this read waited: the packets
+			// came after it, so they wait for the next call's batch
+			// instead of being decoded alone now.
+			if dl, ok := f.deferUntil(); ok {
+				held := pkts
+				f.sleepUntil(ctx, dl)
+				var more []cache.Packet
+				more, err = c.cl.cache.ReadAfter(ctx, c.id, held[len(held)-1].ID, followPage, 0)
+				pkts, batch = append(held, more...), true
+				if err != nil && ctx.Err() == nil {
+					// Decode what was read; the error is reported below.
+					if !decodePage(pkts, batch) {
+						return
+					}
+					pkts = nil
+				}
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -219,38 +275,9 @@ func (f *follower) run(ctx context.Context) {
 		}
 		bo = 20 * time.Millisecond
 		f.setErr(nil)
-		// Behind by more than a GOP, or a batch with a keyframe: what
-		// precedes the newest keyframe of the page is stale, so it is not
-		// decoded.
-		var stale uint64
-		for k := len(pkts) - 1; k > 0; k-- {
-			if pkts[k].Keyframe {
-				c.jumps.Add(1)
-				s.Jump()
-				stale, pkts = uint64(k), pkts[k:]
-				break
-			}
+		if !decodePage(pkts, batch) {
+			return
 		}
-		f.mu.Lock()
-		f.fed += uint64(len(pkts))
-		f.skipped += stale
-		if batch && len(pkts) > 1 {
-			f.batches++
-		}
-		f.mu.Unlock()
-		for _, p := range pkts {
-			if err := f.feed(ctx, s, p); err != nil {
-				f.setErr(err)
-				return
-			}
-		}
-		if len(pkts) > 0 {
-			after = pkts[len(pkts)-1].ID
-		}
-		f.mu.Lock()
-		f.cycles++
-		f.notify()
-		f.mu.Unlock()
 		if catching && len(pkts) < followPage {
 			catching = false
 			syncOnce()
@@ -267,7 +294,8 @@ func (f *follower) run(ctx context.Context) {
 // packets that arrive just after a call in the cache and decode them
 // together shortly before the next call is due, then each packet as it
 // arrives until the call, so the reader still finds the newest frame
-// decoded. Packets before a keyframe in such a batch are not decoded at
+// decoded. A packet that arrives while the follower waits in its read
+// after a call joins the next batch too (held in memory). Packets before a keyframe in such a batch are not decoded at
 // all: a reader never sees them. A call earlier than predicted wakes the
 // follower (WaitLatest then waits for the batch).
 

@@ -294,3 +294,45 @@ func TestFollowerBatchesForSteadyReader(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowerHoldsPacketsAfterACall: a steady reader's call is answered
+// while the follower waits in its blocking read; the packet that then
+// arrives is left for the batch before the next call, not decoded alone
+// (decoding each packet alone is what batching saves).
+func TestFollowerHoldsPacketsAfterACall(t *testing.T) {
+	sc := newStepCam(t)
+	for i := range 5 {
+		sc.add(i)
+	}
+	cam, ctx := sc.cam, sc.ctx
+	if _, err := cam.WaitLatest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := cam.follower
+	sc.until("the follower synced", func(f *follower) bool { return f.doneN == f.fed && f.fed > 0 })
+	// A steady reader (every 200 ms) whose next call is due in 10 s.
+	f.mu.Lock()
+	f.gaps = [3]time.Duration{200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond}
+	f.lastRead = time.Now().Add(10 * time.Second)
+	done, batches := f.doneN, f.batches
+	f.mu.Unlock()
+	decoded := cam.Stats().Decoded
+	sc.add(5)
+	sc.until("the follower asleep for the batch", func(f *follower) bool { return f.asleep })
+	if got := cam.Stats().Decoded - decoded; got != 0 {
+		t.Fatalf("%d packets decoded before the batch; packet 5 should wait for it", got)
+	}
+	img, err := cam.WaitLatest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !img.Time.Equal(sc.at(5)) {
+		t.Fatalf("WaitLatest returned the frame at %v, want packet 5's at %v", img.Time, sc.at(5))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.doneN != done+1 || f.batches != batches {
+		// One packet: a batch of one is not counted as a batch.
+		t.Fatalf("decoded %d, batches %d after the call; want 1 and 0", f.doneN-done, f.batches-batches)
+	}
+}
