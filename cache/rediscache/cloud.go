@@ -159,14 +159,14 @@ func (c *Cache) cloud(ctx context.Context, cam string) (*cloudCam, error) {
 		cl := pipe.Exists(ctx, c.CloudStreamKey(cam))
 		_, _ = pipe.Exec(ctx)
 		if err := errors.Join(edgeQ.Err(), edgeC.Err()); err != nil {
-			return nil, Classify(err)
+			return nil, classify(ctx, err)
 		}
 		edge := edgeQ.Val() + edgeC.Val()
 		// A user whose ACL names only the camera's edge keys (an ingest's
 		// least privilege) may not see the cloud key: for it, that layout
 		// is not there.
 		if err := cl.Err(); err != nil && !redis.IsPermissionError(err) {
-			return nil, Classify(err)
+			return nil, classify(ctx, err)
 		}
 		switch {
 		case edge > 0 && cl.Val() > 0 && strings.Contains(l.video, CameraPlaceholder):
@@ -253,7 +253,7 @@ func (cc *cloudCam) packets(msgs []redis.XMessage) ([]cache.Packet, error) {
 func (cc *cloudCam) known(ctx context.Context) error {
 	n, err := cc.c.rdb.Exists(ctx, cc.key).Result()
 	if err != nil {
-		return Classify(err)
+		return classify(ctx, err)
 	}
 	if n == 0 {
 		return cc.err(fmt.Errorf("%w (no cloud stream %s)", cache.ErrUnknownCamera, cc.key))
@@ -264,7 +264,7 @@ func (cc *cloudCam) known(ctx context.Context) error {
 func (cc *cloudCam) result(ctx context.Context, cmd *redis.XMessageSliceCmd) ([]cache.Packet, error) {
 	msgs, err := cmd.Result()
 	if err != nil {
-		return nil, Classify(err)
+		return nil, classify(ctx, err)
 	}
 	if len(msgs) == 0 {
 		if err := cc.known(ctx); err != nil {
@@ -354,10 +354,7 @@ func (cc *cloudCam) keyScan(ctx context.Context, fwd bool, from, to string, want
 	}
 	res, err := cloudKeyScan.Run(ctx, cc.c.rdb, []string{cc.key}, dir, from, to, want, keyScanPage).Slice()
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, cache.ID{}, 0, ctx.Err()
-		}
-		return nil, cache.ID{}, 0, Classify(err)
+		return nil, cache.ID{}, 0, classify(ctx, err)
 	}
 	if len(res) < 2 {
 		return nil, cache.ID{}, 0, fmt.Errorf("rediscache: unexpected script reply of %d items", len(res))
@@ -465,7 +462,7 @@ func (cc *cloudCam) Stats(ctx context.Context) (cache.Stats, error) {
 	last := pipe.XRevRangeN(ctx, cc.key, "+", "-", 1)
 	exists := pipe.Exists(ctx, cc.key)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return cache.Stats{}, Classify(err)
+		return cache.Stats{}, classify(ctx, err)
 	}
 	if n.Val() == 0 || len(first.Val()) == 0 || len(last.Val()) == 0 {
 		if exists.Val() == 0 {
@@ -530,7 +527,7 @@ func (cc *cloudCam) Append(ctx context.Context, p *cache.Packet) (cache.ID, erro
 		s, err = add("*")
 	}
 	if err != nil {
-		return cache.ID{}, Classify(err)
+		return cache.ID{}, classify(ctx, err)
 	}
 	id, err := cache.ParseID(s)
 	if err != nil {
@@ -571,7 +568,7 @@ func (c *Cache) AppendAudio(ctx context.Context, cam string, ms int64, frame []b
 		s, err = add("*")
 	}
 	if err != nil {
-		return cache.ID{}, Classify(err)
+		return cache.ID{}, classify(ctx, err)
 	}
 	return cache.ParseID(s)
 }
@@ -584,7 +581,7 @@ func (c *Cache) cloudCameras(ctx context.Context) ([]string, error) {
 	if !strings.Contains(tmpl, CameraPlaceholder) {
 		n, err := c.rdb.Exists(ctx, tmpl).Result()
 		if err != nil || n == 0 {
-			return nil, Classify(err)
+			return nil, classify(ctx, err)
 		}
 		return []string{tmpl}, nil
 	}
@@ -631,7 +628,7 @@ func (c *Cache) AudioRange(ctx context.Context, cam string, start, end cache.ID,
 		msgs, err = c.rdb.XRange(ctx, key, startStr(start), endStr(end)).Result()
 	}
 	if err != nil {
-		return nil, Classify(err)
+		return nil, classify(ctx, err)
 	}
 	out := make([]AudioFrame, 0, len(msgs))
 	for _, m := range msgs {

@@ -184,7 +184,7 @@ func Dial(ctx context.Context, co ConnOptions, o Options) (*Cache, error) {
 	}
 	if err := rdb.Ping(ctx).Err(); err != nil && !redis.IsPermissionError(err) {
 		_ = rdb.Close()
-		err = Classify(err)
+		err = classify(ctx, err)
 		if addr := tlsAddr(rdb); addr != "" && !errors.Is(err, ErrTLS) && !errors.Is(err, ErrAuth) && plainRedis(addr) {
 			// A plaintext server never answers a TLS ClientHello: the
 			// dial only times out. Say what is wrong; never fall back.
@@ -281,6 +281,23 @@ const noRetries = -1
 const sentinelsUnreachable = "redis: all sentinels specified in configuration are unreachable"
 
 func redactURL(u string) string { return redact.URL(u) }
+
+// classify is Classify, except that a failure once ctx has ended is ctx's
+// error. go-redis puts ctx's deadline on the socket itself, so a read or
+// write can fail with a net timeout before ctx's own timer has fired and
+// ctx.Err() is still nil: a deadline that has passed counts as ended.
+func classify(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return Classify(err)
+}
 
 // Classify maps a go-redis error to ErrAuth, ErrPermission, ErrTLS or
 // ErrUnreachable (wrapped, keeping the original text), or returns it
@@ -382,7 +399,7 @@ func (c *Cache) Append(ctx context.Context, cam string, p *cache.Packet) (cache.
 		id, err = c.xadd(ctx, cam, p.Keyframe, data, "*", ms)
 	}
 	if err != nil {
-		return cache.ID{}, Classify(err)
+		return cache.ID{}, classify(ctx, err)
 	}
 	c.mu.Lock()
 	c.lastMS[cam] = id.MS
@@ -492,7 +509,7 @@ func (c *Cache) SetCodec(ctx context.Context, cam string, cd cache.Codec) error 
 	pipe.HSetNX(ctx, AccessKey(cam), "proxy_rtmp", "0")
 	pipe.HSetNX(ctx, AccessKey(cam), "last_query", strconv.FormatInt(time.Now().UnixMilli(), 10))
 	_, err = pipe.Exec(ctx)
-	return Classify(err)
+	return classify(ctx, err)
 }
 
 // Codec implements cache.Cache.
@@ -507,7 +524,7 @@ func (c *Cache) Codec(ctx context.Context, cam string) (cache.Codec, error) {
 		return cache.Codec{}, &cache.CameraError{Camera: cam, Err: cache.ErrUnknownCamera}
 	}
 	if err != nil {
-		return cache.Codec{}, Classify(err)
+		return cache.Codec{}, classify(ctx, err)
 	}
 	var v pb.VideoCodec
 	if err := proto.Unmarshal(strBytes(s), &v); err != nil {
@@ -568,7 +585,7 @@ func decodeEntry(m redis.XMessage) (cache.Packet, error) {
 func (c *Cache) known(ctx context.Context, cam string) error {
 	n, err := c.existsAny(ctx, QueueKey(cam), CodecKey(cam))
 	if err != nil {
-		return Classify(err)
+		return classify(ctx, err)
 	}
 	if n == 0 {
 		return &cache.CameraError{Camera: cam, Err: cache.ErrUnknownCamera}
@@ -625,7 +642,7 @@ func (c *Cache) Range(ctx context.Context, cam string, start, end cache.ID, coun
 		msgs, err = c.rdb.XRange(ctx, QueueKey(cam), startStr(start), endStr(end)).Result()
 	}
 	if err != nil {
-		return nil, Classify(err)
+		return nil, classify(ctx, err)
 	}
 	if len(msgs) == 0 {
 		if err := c.known(ctx, cam); err != nil {
@@ -651,7 +668,7 @@ func (c *Cache) RevRange(ctx context.Context, cam string, end, start cache.ID, c
 		msgs, err = c.rdb.XRevRange(ctx, QueueKey(cam), endStr(end), startStr(start)).Result()
 	}
 	if err != nil {
-		return nil, Classify(err)
+		return nil, classify(ctx, err)
 	}
 	if len(msgs) == 0 {
 		if err := c.known(ctx, cam); err != nil {
@@ -677,7 +694,7 @@ func (c *Cache) scanKeyframes(ctx context.Context, cam string, from, to cache.ID
 	for len(out) < k {
 		msgs, err := c.rdb.XRangeN(ctx, QueueKey(cam), startStr(from), endStr(to), page).Result()
 		if err != nil {
-			return out, Classify(err)
+			return out, classify(ctx, err)
 		}
 		for _, m := range msgs {
 			if kf, _ := m.Values["is_keyframe"].(string); kf != "1" {
@@ -733,7 +750,7 @@ func (c *Cache) Keyframes(ctx context.Context, cam string, start, end cache.ID, 
 	// and not taken for the next one's; it ends with end's millisecond.
 	first := cache.ID{MS: start.MS}
 	if prev, err := c.rdb.XRevRangeN(ctx, IndexKey(cam), endStr(cache.ID{MS: start.MS}), "-", 1).Result(); err != nil {
-		return nil, Classify(err)
+		return nil, classify(ctx, err)
 	} else if len(prev) == 1 && start.MS > 0 {
 		if id, err := cache.ParseID(prev[0].ID); err == nil && id.MS < start.MS {
 			first = cache.ID{MS: id.MS}
@@ -741,7 +758,7 @@ func (c *Cache) Keyframes(ctx context.Context, cam string, start, end cache.ID, 
 	}
 	idx, err := c.rdb.XRange(ctx, IndexKey(cam), first.String(), endStr(cache.ID{MS: end.MS, Seq: ^uint64(0)})).Result()
 	if err != nil {
-		return nil, Classify(err)
+		return nil, classify(ctx, err)
 	}
 	ms, n, err := msGroups(idx)
 	if err != nil {
@@ -845,7 +862,7 @@ func (c *Cache) KeyframeAtOrBefore(ctx context.Context, cam string, at cache.ID)
 	case err != nil && ctx.Err() != nil:
 		return cache.Packet{}, ctx.Err()
 	case err != nil && !isScriptRefused(err):
-		return cache.Packet{}, Classify(err)
+		return cache.Packet{}, classify(ctx, err)
 	}
 	return c.keyframeAtOrBeforeIndex(ctx, cam, at)
 }
@@ -877,7 +894,7 @@ func (c *Cache) keyframeAtOrBeforeIndex(ctx context.Context, cam string, at cach
 	for range 8 {
 		idx, err := c.rdb.XRevRangeN(ctx, IndexKey(cam), endStr(end), "-", 8).Result()
 		if err != nil {
-			return cache.Packet{}, Classify(err)
+			return cache.Packet{}, classify(ctx, err)
 		}
 		slices.Reverse(idx)
 		ms, n, err := msGroups(idx)
@@ -950,10 +967,7 @@ func xreadMessages(ctx context.Context, res []redis.XStream, err error, block ti
 		return nil, nil
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, Classify(err)
+		return nil, classify(ctx, err)
 	}
 	if len(res) == 0 {
 		return nil, nil
@@ -975,7 +989,7 @@ func (c *Cache) Stats(ctx context.Context, cam string) (cache.Stats, error) {
 	last := pipe.XRevRangeN(ctx, QueueKey(cam), "+", "-", 1)
 	codec := pipe.Exists(ctx, CodecKey(cam))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return cache.Stats{}, Classify(err)
+		return cache.Stats{}, classify(ctx, err)
 	}
 	if n.Val() == 0 || len(first.Val()) == 0 || len(last.Val()) == 0 {
 		if codec.Val() == 0 {
@@ -1055,7 +1069,7 @@ func (c *Cache) scanKeys(ctx context.Context, pattern string) ([]string, error) 
 		err = it.Err()
 	}
 	if err != nil {
-		return nil, Classify(err)
+		return nil, classify(ctx, err)
 	}
 	return out, nil
 }
