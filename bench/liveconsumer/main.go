@@ -25,6 +25,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -203,7 +204,9 @@ func waitLoop(ctx context.Context, cl *chrysalis.Client, id string, o chrysalis.
 			img, err = cam.WaitLatest(ctx)
 		}
 		if err != nil {
-			if ctx.Err() != nil {
+			// The run's end: ctx's deadline can fail a Redis call a moment
+			// before ctx.Err() reports it.
+			if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 				return nil
 			}
 			failed(err)
