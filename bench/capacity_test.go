@@ -24,10 +24,11 @@ import (
 //     keep the harness cheap) into one loopback Redis from this process,
 //     and one bench/liveconsumer process with a WaitLatest loop per camera
 //     (200 ms of work per image; keyframes: CameraOptions.KeyframesOnly)
-//     for CHRYSALIS_CAPACITY_FOR (default 30 s). N grows (full: 1, 2, 3, 4,
-//     6, 8, 10, 12; keyframes: 4, 8, 16, 32, 48) until the worst camera's
-//     p99 age (from its packet's arrival in Redis, as LiveFrameAge) reaches
-//     500 ms; p99_ms_<N>cams is that worst p99 at each N. max_cameras is
+//     for CHRYSALIS_CAPACITY_FOR (default 30 s); camera i starts i/N of a
+//     GOP after camera 0, as real cameras are not in step. N grows (full:
+//     1, 2, 3, 4, 6, 8, 10, 12; keyframes: 4, 8, 16, 24, 32, 48, 64) until
+//     the worst camera's p99 age (from its packet's arrival in Redis, as
+//     LiveFrameAge) reaches 500 ms; p99_ms_<N>cams is that worst p99 at each N. max_cameras is
 //     the largest N up to which every step kept every camera under 100 ms;
 //     cores is the consumer process's CPU at that N.
 //   - ingest: N ingests (8, 16, 32) in this process for
@@ -44,7 +45,7 @@ func BenchmarkLiveCapacity(b *testing.B) {
 	dur := envDuration(b, "CHRYSALIS_CAPACITY_FOR", 30*time.Second)
 	srv := testredis.Start(b, testredis.Options{})
 	bin := buildConsumer(b, "")
-	steps := map[string][]int{"full": {1, 2, 3, 4, 6, 8, 10, 12}, "keyframes": {4, 8, 16, 32, 48}}
+	steps := map[string][]int{"full": {1, 2, 3, 4, 6, 8, 10, 12}, "keyframes": {4, 8, 16, 24, 32, 48, 64}}
 	for _, mode := range []string{"full", "keyframes"} {
 		b.Run(mode, func(b *testing.B) {
 			best, bestCores := 0, 0.0
@@ -119,6 +120,9 @@ func BenchmarkLiveCapacity(b *testing.B) {
 	})
 }
 
+// capacityGOP is the hard clip's keyframe interval (50 frames at 25 fps).
+const capacityGOP = 2 * time.Second
+
 // ingestN starts n ingests of clip (looped in real time) into Redis at url
 // as cameras prefix0..prefix<n-1>, recording each packet's arrival, and
 // returns once each has 2 s of packets in. stop ends them and returns the
@@ -143,6 +147,16 @@ func ingestN(b *testing.B, url, prefix, clip string, n int) (cams []string, arr 
 		}
 		ins[i] = in
 		wg.Go(func() {
+			// Cameras are not in step: camera i starts i/n of a GOP
+			// (the hard clip's 50 frames, 2 s) after camera 0, so their
+			// keyframes and frames arrive spread out, not all at once.
+			t := time.NewTimer(time.Duration(i) * capacityGOP / time.Duration(n))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
 			if err := in.Run(ctx); err != nil {
 				b.Errorf("ingest %s: %v", cam, err)
 			}

@@ -24,14 +24,19 @@ func TestParseURL(t *testing.T) {
 		check func(u *rediscache.URL) bool
 	}{
 		{"redis://:pw@10.0.0.1:6380/2", rediscache.Single, func(u *rediscache.URL) bool {
-			return u.Single.Addr == "10.0.0.1:6380" && u.Single.DB == 2 && u.Single.Password == "pw" && u.Single.MaxRetries == -1
+			return u.Single.Addr == "10.0.0.1:6380" && u.Single.DB == 2 && u.Single.Password == "pw" && u.Single.MaxRetries == -1 &&
+				u.Single.PoolSize == rediscache.DefaultPoolSize
 		}},
+		{"redis://a:6379?pool_size=7", rediscache.Single, func(u *rediscache.URL) bool { return u.Single.PoolSize == 7 }},
+		{"redis://a:7000?addr=b:7001&pool_size=9", rediscache.Cluster, func(u *rediscache.URL) bool { return u.Cluster.PoolSize == 9 }},
 		{"redis://u:pw@a:7000?addr=b:7001&addr=c:7002", rediscache.Cluster, func(u *rediscache.URL) bool {
-			return strings.Join(u.Cluster.Addrs, " ") == "a:7000 b:7001 c:7002" && u.Cluster.Username == "u" && u.Cluster.Password == "pw" && u.Cluster.MaxRetries == -1
+			return strings.Join(u.Cluster.Addrs, " ") == "a:7000 b:7001 c:7002" && u.Cluster.Username == "u" && u.Cluster.Password == "pw" && u.Cluster.MaxRetries == -1 &&
+				u.Cluster.PoolSize == rediscache.DefaultPoolSize
 		}},
 		{"rediss://a:7000/0?addr=a:7000", rediscache.Cluster, func(u *rediscache.URL) bool { return u.TLSConfig() != nil }},
 		{"redis+sentinel://s1:26380,s2,[::1]:26381/cams", rediscache.Sentinel, func(u *rediscache.URL) bool {
-			return strings.Join(u.Sentinel.SentinelAddrs, " ") == "s1:26380 s2:26379 [::1]:26381" && u.Sentinel.MasterName == "cams" && u.Sentinel.DB == 0 && u.TLSConfig() == nil
+			return strings.Join(u.Sentinel.SentinelAddrs, " ") == "s1:26380 s2:26379 [::1]:26381" && u.Sentinel.MasterName == "cams" && u.Sentinel.DB == 0 && u.TLSConfig() == nil &&
+				u.Sentinel.PoolSize == rediscache.DefaultPoolSize
 		}},
 		{"rediss+sentinel://u:p%40ss@s1/cams/3?sentinel_username=su&sentinel_password=sp", rediscache.Sentinel, func(u *rediscache.URL) bool {
 			s := u.Sentinel
