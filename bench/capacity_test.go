@@ -23,7 +23,8 @@ import (
 //     in real time (Config{Realtime, Loop}: a 25 fps camera; no RTMP, to
 //     keep the harness cheap) into one loopback Redis from this process,
 //     and one bench/liveconsumer process with a WaitLatest loop per camera
-//     (200 ms of work per image; keyframes: CameraOptions.KeyframesOnly)
+//     (200 ms of work per image; keyframes: CameraOptions.KeyframesOnly and
+//     no work, see below)
 //     for CHRYSALIS_CAPACITY_FOR (default 30 s); camera i starts i/N of a
 //     GOP after camera 0, as real cameras are not in step. N grows (full:
 //     1, 2, 3, 4, 6, 8, 10, 12; keyframes: 4, 8, 16, 24, 32, 48, 64) until
@@ -54,7 +55,12 @@ func BenchmarkLiveCapacity(b *testing.B) {
 				args := []string{"-redis", srv.URL(), "-cameras", strings.Join(cams, ","), "-mode", "wait",
 					"-for", dur.String(), "-work", slowConsumer.String()}
 				if mode == "keyframes" {
-					args = append(args, "-keyframes")
+					// No work per image: a keyframe that arrives while the
+					// consumer works waits for it (up to the 200 ms of
+					// work, in one keyframe of ten at a 2 s GOP), which is
+					// the consumer's time, not the reader's. With no
+					// work, the age is the reader's hand-out latency.
+					args = append(args, "-keyframes", "-work", "0s")
 				}
 				out := consume(b, bin, args...)
 				stop()
