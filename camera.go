@@ -308,7 +308,11 @@ func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
 			}
 			// Block until a packet newer than the newest cached one arrives
 			// (not merely newer than the keyframe Latest looked at: the
-			// P-frames after it would wake this loop at once, every time).
+			// P-frames after it would wake this loop at once, every time),
+			// then on the packet after each P-frame that arrives, so a
+			// P-frame costs one read, not a look at the keyframe index
+			// and the stream's span as well. A keyframe, or a second
+			// without packets, looks again.
 			var last cache.ID
 			if _, l, err := c.Span(ctx); err == nil {
 				last = l
@@ -316,8 +320,15 @@ func (c *Camera) WaitLatest(ctx context.Context) (*ChImage, error) {
 			if last.Compare(c.seen) < 0 {
 				last = c.seen
 			}
-			if _, err := c.cl.cache.ReadAfter(ctx, c.id, last, 1, time.Second); err != nil && !errors.Is(err, cache.ErrUnknownCamera) {
-				return nil, err
+			for {
+				pkts, err := c.cl.cache.ReadAfter(ctx, c.id, last, 1, time.Second)
+				if err != nil && !errors.Is(err, cache.ErrUnknownCamera) {
+					return nil, err
+				}
+				if len(pkts) == 0 || pkts[0].Keyframe {
+					break
+				}
+				last = pkts[0].ID
 			}
 			continue
 		}

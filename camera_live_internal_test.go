@@ -3,6 +3,7 @@ package chrysalis
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -334,5 +335,89 @@ func TestFollowerHoldsPacketsAfterACall(t *testing.T) {
 	if f.doneN != done+1 || f.batches != batches {
 		// One packet: a batch of one is not counted as a batch.
 		t.Fatalf("decoded %d, batches %d after the call; want 1 and 0", f.doneN-done, f.batches-batches)
+	}
+}
+
+// countCache counts a Cache's KeyframeAtOrBefore and Stats calls.
+type countCache struct {
+	cache.Cache
+	mu          sync.Mutex
+	kf, stats   int
+	blockedRead chan struct{} // receives when a blocking ReadAfter starts
+}
+
+func (c *countCache) KeyframeAtOrBefore(ctx context.Context, cam string, id cache.ID) (cache.Packet, error) {
+	c.mu.Lock()
+	c.kf++
+	c.mu.Unlock()
+	return c.Cache.KeyframeAtOrBefore(ctx, cam, id)
+}
+
+func (c *countCache) Stats(ctx context.Context, cam string) (cache.Stats, error) {
+	c.mu.Lock()
+	c.stats++
+	c.mu.Unlock()
+	return c.Cache.Stats(ctx, cam)
+}
+
+func (c *countCache) ReadAfter(ctx context.Context, cam string, after cache.ID, count int64, block time.Duration) ([]cache.Packet, error) {
+	if block > 0 {
+		select {
+		case c.blockedRead <- struct{}{}:
+		default:
+		}
+	}
+	return c.Cache.ReadAfter(ctx, cam, after, count, block)
+}
+
+// TestKeyframesOnlyWaitSkipsPFrames: a KeyframesOnly WaitLatest waiting
+// for the next keyframe reads each P-frame that arrives once, without
+// looking at the keyframe index or the stream's span again, and returns
+// the next keyframe's image.
+func TestKeyframesOnlyWaitSkipsPFrames(t *testing.T) {
+	sc := newStepCam(t)
+	for i := range 10 {
+		sc.add(i)
+	}
+	cc := &countCache{Cache: sc.cam.cl.cache, blockedRead: make(chan struct{}, 1)}
+	kcam := New(cc, Options{}).Camera("cam", CameraOptions{KeyframesOnly: true})
+	defer kcam.Close()
+	img, err := kcam.WaitLatest(sc.ctx)
+	if err != nil || img == nil || !img.Time.Equal(sc.at(0)) {
+		t.Fatalf("first WaitLatest: %v, %v; want keyframe 0", img, err)
+	}
+	type res struct {
+		img *ChImage
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		img, err := kcam.WaitLatest(sc.ctx)
+		done <- res{img, err}
+	}()
+	// Packets 10..49 are P-frames, 50 the clip's second keyframe; each
+	// is added once the waiter blocks for the next packet.
+	<-cc.blockedRead
+	cc.mu.Lock()
+	kf0, st0 := cc.kf, cc.stats
+	cc.mu.Unlock()
+	for i := 10; i <= 49; i++ {
+		sc.add(i)
+		select {
+		case <-cc.blockedRead:
+		case r := <-done:
+			t.Fatalf("WaitLatest returned at P-frame %d: %v, %v", i, r.img, r.err)
+		}
+	}
+	cc.mu.Lock()
+	kf, st := cc.kf-kf0, cc.stats-st0
+	cc.mu.Unlock()
+	if kf != 0 || st != 0 {
+		t.Fatalf("40 P-frames made %d keyframe-index lookups and %d span reads; want 0 and 0", kf, st)
+	}
+	sc.add(50)
+	r := <-done
+	if r.err != nil || r.img == nil || !r.img.Time.Equal(sc.at(50)) {
+		t.Fatalf("WaitLatest: %v, %v; want keyframe 50's image at %v", r.img, r.err, sc.at(50))
 	}
 }
