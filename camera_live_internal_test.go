@@ -138,6 +138,26 @@ func newStepCam(t *testing.T) *stepCam {
 	return sc
 }
 
+// firstLook adds packets 0..n-1 and makes the camera's first WaitLatest,
+// which starts its follower.
+func (sc *stepCam) firstLook(n int) *follower {
+	sc.t.Helper()
+	for i := range n {
+		sc.add(i)
+	}
+	if _, err := sc.cam.WaitLatest(sc.ctx); err != nil {
+		sc.t.Fatal(err)
+	}
+	return sc.cam.follower
+}
+
+// steadyReader makes f see a reader that has called every 200 ms, whose
+// last call was at last; f.mu must be held.
+func steadyReader(f *follower, last time.Time) {
+	f.gaps = [3]time.Duration{200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond}
+	f.lastRead = last
+}
+
 // at is packet i's image time.
 func (sc *stepCam) at(i int) time.Time { return time.UnixMilli(testclip.MS(sc.t0, i, 40)) }
 
@@ -237,18 +257,11 @@ func TestFollowerBatchesForSteadyReader(t *testing.T) {
 	for _, wait := range []bool{true, false} {
 		t.Run(fmt.Sprintf("wait=%v", wait), func(t *testing.T) {
 			sc := newStepCam(t)
-			for i := range 5 {
-				sc.add(i)
-			}
 			cam, ctx := sc.cam, sc.ctx
-			if _, err := cam.WaitLatest(ctx); err != nil {
-				t.Fatal(err)
-			}
-			f := cam.follower
+			f := sc.firstLook(5)
 			// Calls every 200 ms so far, the next one due in 10 s.
 			f.mu.Lock()
-			f.gaps = [3]time.Duration{200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond}
-			f.lastRead = time.Now().Add(10 * time.Second)
+			steadyReader(f, time.Now().Add(10*time.Second))
 			early := f.lastRead.Add(-5 * time.Second)
 			batches, read := f.batches, f.fed
 			f.mu.Unlock()
@@ -302,19 +315,12 @@ func TestFollowerBatchesForSteadyReader(t *testing.T) {
 // (decoding each packet alone is what batching saves).
 func TestFollowerHoldsPacketsAfterACall(t *testing.T) {
 	sc := newStepCam(t)
-	for i := range 5 {
-		sc.add(i)
-	}
 	cam, ctx := sc.cam, sc.ctx
-	if _, err := cam.WaitLatest(ctx); err != nil {
-		t.Fatal(err)
-	}
-	f := cam.follower
+	f := sc.firstLook(5)
 	sc.until("the follower synced", func(f *follower) bool { return f.doneN == f.fed && f.fed > 0 })
 	// A steady reader (every 200 ms) whose next call is due in 10 s.
 	f.mu.Lock()
-	f.gaps = [3]time.Duration{200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond}
-	f.lastRead = time.Now().Add(10 * time.Second)
+	steadyReader(f, time.Now().Add(10*time.Second))
 	done, batches := f.doneN, f.batches
 	f.mu.Unlock()
 	decoded := cam.Stats().Decoded
