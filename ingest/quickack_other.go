@@ -4,5 +4,5 @@ package ingest
 
 import "net"
 
-// quickAck is Linux only (TCP_QUICKACK); elsewhere it does nothing.
-func quickAck(net.Conn) {}
+// quickAcker is Linux only (TCP_QUICKACK); elsewhere it does nothing.
+func quickAcker(net.Conn) func() { return func() {} }

@@ -213,7 +213,7 @@ func (g *rtmpGate) serve(ctx context.Context, c net.Conn, busy chan struct{}) {
 		}
 		br.Discard(len(b))
 	}
-	io.Copy(f, ackReader{c})
+	io.Copy(f, ackReader{c, quickAcker(c)})
 }
 
 // ackReader reads the pusher's connection with TCP_QUICKACK set before
@@ -224,10 +224,13 @@ func (g *rtmpGate) serve(ctx context.Context, c net.Conn, busy chan struct{}) {
 // pusher that leaves Nagle's algorithm on (the ffmpeg CLI does) holds its
 // next packet until that ACK comes. At 1080p25 and 5 Mbit/s that was one
 // packet in 60 arriving a frame late (TestRTMPPushHasNoACKStalls).
-type ackReader struct{ c net.Conn }
+type ackReader struct {
+	c        net.Conn
+	quickAck func()
+}
 
 func (r ackReader) Read(p []byte) (int, error) {
-	quickAck(r.c)
+	r.quickAck()
 	return r.c.Read(p)
 }
 
