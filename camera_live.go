@@ -295,9 +295,10 @@ func (f *follower) run(ctx context.Context) {
 // together shortly before the next call is due, then each packet as it
 // arrives until the call, so the reader still finds the newest frame
 // decoded. A packet that arrives while the follower waits in its read
-// after a call joins the next batch too (held in memory). Packets before a keyframe in such a batch are not decoded at
-// all: a reader never sees them. A call earlier than predicted wakes the
-// follower (WaitLatest then waits for the batch).
+// after a call joins the next batch too (held in memory). Packets before
+// a keyframe in such a batch are not decoded at all: a reader never sees
+// them. A call earlier than predicted wakes the follower (WaitLatest then
+// waits for the batch).
 
 const (
 	// batchMinPeriod is the shortest steady call interval that batches.

@@ -24,13 +24,13 @@ import (
 //     keep the harness cheap) into one loopback Redis from this process,
 //     and one bench/liveconsumer process with a WaitLatest loop per camera
 //     (200 ms of work per image; keyframes: CameraOptions.KeyframesOnly and
-//     no work, see below)
-//     for CHRYSALIS_CAPACITY_FOR (default 30 s); camera i starts i/N of a
-//     GOP after camera 0, as real cameras are not in step. N grows (full:
-//     1, 2, 3, 4, 6, 8, 10, 12; keyframes: 4, 8, 16, 24, 32, 48, 64) until
-//     the worst camera's p99 age (from its packet's arrival in Redis, as
-//     LiveFrameAge) reaches 500 ms; p99_ms_<N>cams is that worst p99 at each N. max_cameras is
-//     the largest N up to which every step kept every camera under 100 ms;
+//     no work, see below) for CHRYSALIS_CAPACITY_FOR (default 30 s);
+//     camera i starts i/N of a GOP after camera 0, as real cameras are not
+//     in step. N grows (full: 1, 2, 3, 4, 6, 8, 10, 12; keyframes: 4, 8,
+//     16, 24, 32, 48, 64) until the worst camera's p99 age (from its
+//     packet's arrival in Redis, as LiveFrameAge) reaches 500 ms;
+//     p99_ms_<N>cams is that worst p99 at each N. max_cameras is the
+//     largest N up to which every step kept every camera under 100 ms;
 //     cores is the consumer process's CPU at that N.
 //   - ingest: N ingests (8, 16, 32) in this process for
 //     CHRYSALIS_CAPACITY_FOR/3, with no consumer: ingest_cores_per_camera
